@@ -1,0 +1,6 @@
+"""Zipformer2 encoder in plain PyTorch, batch-first."""
+
+from .subsampling import Conv2dSubsampling, subsampled_lengths
+from .zipformer import EncoderResult, Zipformer2Encoder
+
+__all__ = ["Conv2dSubsampling", "EncoderResult", "Zipformer2Encoder", "subsampled_lengths"]

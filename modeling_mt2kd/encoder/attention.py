@@ -1,0 +1,126 @@
+"""Zipformer attention: relative-position attention weights shared by two value passes and by the
+non-linear attention module."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..initialization import with_initial_scale
+from .schedules import Schedule, schedule
+
+MASKED_SCORE = -1000.0  # icefall's fill value for masked keys; exp() of it is exactly 0 in fp32
+
+
+def compact_relative_positions(num_frames: int, pos_dim: int, device: torch.device) -> torch.Tensor:
+    """Compact relative positional encoding for offsets -(T-1) … (T-1): (2T - 1, pos_dim).
+
+    Offsets are log-compressed then squashed by atan, so far offsets share nearly the same code;
+    the last channel is a constant 1 that acts as a bias.
+    """
+    offsets = torch.arange(-(num_frames - 1), num_frames, device=device, dtype=torch.float32).unsqueeze(1)
+    freqs = 1 + torch.arange(pos_dim // 2, device=device)
+    compression = pos_dim**0.5
+    compressed = compression * offsets.sign() * ((offsets.abs() + compression).log() - math.log(compression))
+    angles = (compressed / (pos_dim / (2.0 * math.pi))).atan()
+    encoding = torch.zeros(offsets.shape[0], pos_dim, device=device)
+    encoding[:, 0::2] = (angles * freqs).cos()
+    encoding[:, 1::2] = (angles * freqs).sin()
+    encoding[:, -1] = 1.0
+    return encoding
+
+
+class RelPositionAttentionWeights(nn.Module):
+    """Multi-head attention weights with query·key and query·position scores.
+
+    Returns (batch, heads, frames, frames); masked keys get weight 0. Scores are not divided by
+    sqrt(head_dim): the input projection's scale plays that role.
+    """
+
+    def __init__(self, embed_dim: int, pos_dim: int, num_heads: int, query_head_dim: int, pos_head_dim: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.query_head_dim = query_head_dim
+        self.pos_head_dim = pos_head_dim
+        self.in_proj = with_initial_scale(
+            nn.Linear(embed_dim, (2 * query_head_dim + pos_head_dim) * num_heads), query_head_dim**-0.25
+        )
+        self.linear_pos = with_initial_scale(nn.Linear(pos_dim, num_heads * pos_head_dim, bias=False), 0.05)
+        self.pos_emb_skip_rate: Schedule = schedule((0.0, 0.5), (4000.0, 0.0))
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        pos_emb: torch.Tensor,
+        key_padding_mask: torch.Tensor | None,
+        batch_count: float | None = None,
+    ) -> torch.Tensor:
+        """hidden_states (batch, frames, embed_dim), pos_emb (2·frames - 1, pos_dim),
+        key_padding_mask (batch, frames) True on padding."""
+        batch_size, num_frames, _ = hidden_states.shape
+        heads, query_dim = self.num_heads, self.query_head_dim * self.num_heads
+        projected = self.in_proj(hidden_states)
+        query = projected[..., :query_dim].reshape(batch_size, num_frames, heads, -1).transpose(1, 2)
+        key = projected[..., query_dim : 2 * query_dim].reshape(batch_size, num_frames, heads, -1)
+        pos_query = projected[..., 2 * query_dim :].reshape(batch_size, num_frames, heads, -1).transpose(1, 2)
+        scores = torch.matmul(query, key.permute(0, 2, 3, 1))  # (batch, heads, frames, frames)
+
+        skip_positions = self.training and random.random() < self.pos_emb_skip_rate(batch_count, self.training)
+        if not skip_positions:
+            pos_keys = self.linear_pos(pos_emb).reshape(-1, heads, self.pos_head_dim).permute(1, 2, 0)
+            pos_scores = torch.matmul(pos_query, pos_keys.unsqueeze(0))  # (batch, heads, frames, 2·frames - 1)
+            scores = scores + _relative_to_absolute(pos_scores)
+
+        if key_padding_mask is not None:
+            scores = scores.masked_fill(key_padding_mask[:, None, None, :], MASKED_SCORE)
+        return scores.softmax(dim=-1)
+
+
+def _relative_to_absolute(pos_scores: torch.Tensor) -> torch.Tensor:
+    """(…, T, 2T - 1) scores by offset → (…, T, T) with out[i, j] = pos_scores[i, T - 1 - i + j]."""
+    num_frames = pos_scores.shape[-2]
+    pos_scores = pos_scores.contiguous()
+    *lead_strides, row_stride, col_stride = pos_scores.stride()
+    return pos_scores.as_strided(
+        (*pos_scores.shape[:-1], num_frames),
+        (*lead_strides, row_stride - col_stride, col_stride),
+        storage_offset=pos_scores.storage_offset() + col_stride * (num_frames - 1),
+    )
+
+
+class SelfAttention(nn.Module):
+    """Values projected per head, mixed by precomputed attention weights, projected back."""
+
+    def __init__(self, embed_dim: int, num_heads: int, value_head_dim: int):
+        super().__init__()
+        self.in_proj = nn.Linear(embed_dim, num_heads * value_head_dim)
+        self.out_proj = with_initial_scale(nn.Linear(num_heads * value_head_dim, embed_dim), 0.05)
+
+    def forward(self, hidden_states: torch.Tensor, attn_weights: torch.Tensor) -> torch.Tensor:
+        """hidden_states (batch, frames, embed_dim), attn_weights (batch, heads, frames, frames)."""
+        batch_size, num_frames, _ = hidden_states.shape
+        heads = attn_weights.shape[1]
+        values = self.in_proj(hidden_states).reshape(batch_size, num_frames, heads, -1).transpose(1, 2)
+        mixed = torch.matmul(attn_weights, values).transpose(1, 2).reshape(batch_size, num_frames, -1)
+        return self.out_proj(mixed)
+
+
+class NonlinAttention(nn.Module):
+    """Gated attention over a tanh-gated projection, using the first head's attention weights."""
+
+    def __init__(self, channels: int, hidden_channels: int):
+        super().__init__()
+        self.hidden_channels = hidden_channels
+        self.in_proj = nn.Linear(channels, 3 * hidden_channels)
+        self.out_proj = with_initial_scale(nn.Linear(hidden_channels, channels), 0.05)
+
+    def forward(self, hidden_states: torch.Tensor, attn_weights: torch.Tensor) -> torch.Tensor:
+        """hidden_states (batch, frames, channels), attn_weights (batch, 1, frames, frames)."""
+        gate, values, out_gate = self.in_proj(hidden_states).chunk(3, dim=-1)
+        values = values * torch.tanh(gate)
+        mixed = torch.matmul(attn_weights[:, 0], values)
+        return self.out_proj(mixed * out_gate)

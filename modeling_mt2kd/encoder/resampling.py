@@ -1,0 +1,46 @@
+"""Frame-rate changes between Zipformer stacks."""
+
+import torch
+from torch import nn
+
+from ..masks import lengths_to_mask
+
+
+def downsampled_lengths(lengths: torch.Tensor, factor: int) -> torch.Tensor:
+    """Frames after downsampling by `factor`: ceil(lengths / factor)."""
+    return (lengths + factor - 1) // factor
+
+
+class SimpleDownsample(nn.Module):
+    """Weighted sum of each group of `factor` consecutive frames (weights = softmax of a learnt bias).
+
+    Each utterance is padded past its own end by repeating its last valid frame, so the result on
+    valid frames is the same whether it runs alone or in a padded batch.
+    """
+
+    def __init__(self, factor: int):
+        super().__init__()
+        self.factor = factor
+        self.bias = nn.Parameter(torch.zeros(factor))
+
+    def forward(self, hidden_states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, channels) → (batch, ceil(frames / factor), channels)."""
+        batch_size, num_frames, channels = hidden_states.shape
+        out_frames = (num_frames + self.factor - 1) // self.factor
+        positions = torch.arange(out_frames * self.factor, device=hidden_states.device)
+        last_valid = (lengths - 1).clamp(min=0).unsqueeze(1)
+        source_index = torch.minimum(positions.unsqueeze(0), last_valid)  # (batch, out_frames * factor)
+        padded = hidden_states.gather(1, source_index.unsqueeze(-1).expand(-1, -1, channels))
+        grouped = padded.reshape(batch_size, out_frames, self.factor, channels)
+        weights = self.bias.softmax(dim=0).to(hidden_states.dtype)
+        return (grouped * weights[:, None]).sum(dim=2)
+
+
+def upsample(hidden_states: torch.Tensor, factor: int, num_frames: int) -> torch.Tensor:
+    """Repeat each frame `factor` times and cut to `num_frames`: (batch, T, C) → (batch, num_frames, C)."""
+    return hidden_states.repeat_interleave(factor, dim=1)[:, :num_frames]
+
+
+def padding_mask(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """(batch, num_frames), True on padded frames (the convention of attention key masks)."""
+    return ~lengths_to_mask(lengths, num_frames)

@@ -1,0 +1,47 @@
+"""CTC head: frame-wise vocabulary logits and the CTC loss."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..masks import lengths_to_mask
+
+IGNORE_INDEX = -100
+
+
+def label_lengths(labels: torch.Tensor) -> torch.Tensor:
+    """Tokens per row of (batch, max_tokens) labels padded with -100."""
+    return (labels != IGNORE_INDEX).sum(dim=-1)
+
+
+class CTCHead(nn.Module):
+    """Dropout + Linear: (batch, frames, hidden) → (batch, frames, vocab) logits."""
+
+    def __init__(self, hidden_size: int, vocab_size: int, dropout: float = 0.1):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.proj = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.dropout(hidden_states))
+
+
+def ctc_loss(
+    logits: torch.Tensor,
+    logit_lengths: torch.Tensor,
+    labels: torch.Tensor,
+    blank_id: int,
+    zero_infinity: bool = True,
+) -> torch.Tensor:
+    """Per-utterance CTC negative log-likelihood (batch,), computed in float32.
+
+    logits (batch, frames, vocab); labels (batch, max_tokens) padded with -100.
+    """
+    log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)
+    target_lengths = label_lengths(labels)
+    targets = labels.masked_fill(~lengths_to_mask(target_lengths, labels.shape[1]), blank_id)
+    with torch.backends.cudnn.flags(enabled=False):
+        return F.ctc_loss(
+            log_probs, targets, logit_lengths, target_lengths,
+            blank=blank_id, reduction="none", zero_infinity=zero_infinity,
+        )

@@ -1,0 +1,98 @@
+"""Stateless transducer: predictor (embedding + context convolution), joiner, and the RNN-T loss."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import torchaudio
+from torch import nn
+
+from ..initialization import with_initial_scale
+from ..masks import lengths_to_mask
+from .ctc import label_lengths
+
+
+class TransducerPredictor(nn.Module):
+    """Stateless prediction network over the last `context_size` tokens.
+
+    Token id -1 stands for "no token" (zero embedding), used to pad the start context in decoding.
+    """
+
+    def __init__(self, vocab_size: int, decoder_dim: int, blank_id: int, context_size: int):
+        super().__init__()
+        self.blank_id = blank_id
+        self.context_size = context_size
+        self.embedding = nn.Embedding(vocab_size, decoder_dim)
+        if context_size > 1:
+            # Groups of 4 channels mix the context window.
+            self.context_conv = nn.Conv1d(
+                decoder_dim, decoder_dim, kernel_size=context_size, groups=decoder_dim // 4, bias=False
+            )
+        else:
+            self.context_conv = None
+
+    def forward(self, tokens: torch.Tensor, need_pad: bool = True) -> torch.Tensor:
+        """tokens (batch, U) → (batch, U, decoder_dim) with need_pad (training: left-pad the context);
+        with need_pad=False, tokens are exactly the context (batch, context_size) → (batch, 1, decoder_dim)."""
+        tokens = tokens.long()
+        embedded = self.embedding(tokens.clamp(min=0)) * (tokens >= 0).unsqueeze(-1)
+        if self.context_conv is None:
+            return embedded
+        embedded = embedded.transpose(1, 2)
+        if need_pad:
+            embedded = F.pad(embedded, (self.context_size - 1, 0))
+        elif embedded.shape[-1] != self.context_size:
+            raise ValueError(
+                f"need_pad=False expects exactly context_size={self.context_size} tokens, got {embedded.shape[-1]}"
+            )
+        return F.relu(self.context_conv(embedded).transpose(1, 2))
+
+
+class TransducerJoiner(nn.Module):
+    """logits = output_linear(tanh(encoder_proj(e) + decoder_proj(d))), broadcasting over any
+    leading dimensions."""
+
+    def __init__(self, encoder_dim: int, decoder_dim: int, joiner_dim: int, vocab_size: int):
+        super().__init__()
+        self.encoder_proj = with_initial_scale(nn.Linear(encoder_dim, joiner_dim), 0.25)
+        self.decoder_proj = with_initial_scale(nn.Linear(decoder_dim, joiner_dim), 0.25)
+        self.output_linear = nn.Linear(joiner_dim, vocab_size)
+
+    def forward(
+        self, encoder_out: torch.Tensor, decoder_out: torch.Tensor, project_input: bool = True
+    ) -> torch.Tensor:
+        if project_input:
+            encoder_out, decoder_out = self.encoder_proj(encoder_out), self.decoder_proj(decoder_out)
+        return self.output_linear(torch.tanh(encoder_out + decoder_out))
+
+
+class TransducerHead(nn.Module):
+    """Predictor, joiner, and the linear "simple" projections used by the pruned RNN-T loss."""
+
+    def __init__(self, encoder_dim: int, vocab_size: int, decoder_dim: int, joiner_dim: int, blank_id: int, context_size: int):
+        super().__init__()
+        self.predictor = TransducerPredictor(vocab_size, decoder_dim, blank_id, context_size)
+        self.joiner = TransducerJoiner(encoder_dim, decoder_dim, joiner_dim, vocab_size)
+        self.simple_am_proj = with_initial_scale(nn.Linear(encoder_dim, vocab_size), 0.25)
+        self.simple_lm_proj = with_initial_scale(nn.Linear(decoder_dim, vocab_size), 0.25)
+
+    def predictor_inputs(self, labels: torch.Tensor) -> torch.Tensor:
+        """(batch, U) labels padded with -100 → (batch, U + 1): blank, then the tokens, blank-padded."""
+        blank = self.predictor.blank_id
+        tokens = labels.masked_fill(labels < 0, blank)
+        return F.pad(tokens, (1, 0), value=blank)
+
+    def loss(self, encoder_out: torch.Tensor, encoder_lengths: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per-utterance RNN-T negative log-likelihood (batch,), full lattice, float32."""
+        decoder_out = self.predictor(self.predictor_inputs(labels))
+        logits = self.joiner(encoder_out.unsqueeze(2), decoder_out.unsqueeze(1)).float()
+        target_lengths = label_lengths(labels)
+        targets = labels.masked_fill(~lengths_to_mask(target_lengths, labels.shape[1]), self.predictor.blank_id)
+        return torchaudio.functional.rnnt_loss(
+            logits,
+            targets.int(),
+            encoder_lengths.int(),
+            target_lengths.int(),
+            blank=self.predictor.blank_id,
+            reduction="none",
+        )

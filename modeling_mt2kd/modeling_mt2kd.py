@@ -1,0 +1,500 @@
+"""MT2KD model family: one Zipformer2 encoder, thin task heads that compute their loss in `forward`."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import CausalLMOutput, SequenceClassifierOutput, XVectorOutput
+
+from configuration_mt2kd import MT2KDConfig
+
+from .decoding import DecodedSequence, greedy_search, modified_beam_search
+from .encoder import Zipformer2Encoder
+from .encoder.bias_norm import BiasNorm
+from .encoder.bypass import BypassModule
+from .encoder.layer import Zipformer2Layer
+from .encoder.resampling import SimpleDownsample
+from .heads import (
+    CTCHead,
+    SpeakerEmbeddingHead,
+    TaggingHead,
+    TransducerHead,
+    WhisperProjection,
+    cosine_distance_loss,
+    ctc_loss,
+    frame_l1_loss,
+    speaker_loss,
+    stack_teacher_frames,
+    tagging_loss,
+)
+from .masks import lengths_to_mask, mask_to_lengths
+from .outputs import DistillationOutput, MT2KDEncoderOutput, MultiTaskOutput, TransducerOutput
+
+
+def masked_mean(per_sample: torch.Tensor, sample_mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of a (batch,) loss over the samples where `sample_mask` is True (all when None).
+
+    Masked samples contribute an exact 0 (even if their value is inf/NaN) but stay in the graph,
+    so every head receives a gradient in every step (DDP never sees unused parameters).
+    """
+    if sample_mask is None:
+        return per_sample.mean()
+    sample_mask = sample_mask.to(torch.bool)
+    kept = torch.where(sample_mask, per_sample, torch.zeros_like(per_sample))
+    return kept.sum() / sample_mask.sum().clamp(min=1)
+
+
+class MT2KDPreTrainedModel(PreTrainedModel):
+    config_class = MT2KDConfig
+    config: MT2KDConfig
+    base_model_prefix = "mt2kd"
+    main_input_name = "input_features"
+    input_modalities = "audio"
+    supports_gradient_checkpointing = False
+    _no_split_modules = ["Zipformer2Layer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """PyTorch's default init, scaled where the authors' recipe starts a layer smaller."""
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            scale = getattr(module, "initial_scale", 1.0)
+            fan_in = module.weight[0].numel()
+            bound = scale / math.sqrt(fan_in)
+            init.uniform_(module.weight, -bound, bound)
+            if module.bias is not None:
+                bias_bound = 0.1 * scale if hasattr(module, "initial_scale") else bound
+                init.uniform_(module.bias, -bias_bound, bias_bound)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, 0.0, 1.0)
+        elif isinstance(module, nn.BatchNorm1d):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, BiasNorm):
+            init.constant_(module.log_scale, 1.0)
+            init.normal_(module.bias, 0.0, 1e-4)
+        elif isinstance(module, BypassModule):
+            init.constant_(module.bypass_scale, 0.5)
+        elif isinstance(module, Zipformer2Layer):
+            init.constant_(module.bypass_scale, 0.5)
+        elif isinstance(module, SimpleDownsample):
+            init.zeros_(module.bias)
+
+    def _input_lengths(self, input_features: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        if attention_mask is None:
+            return torch.full((input_features.shape[0],), input_features.shape[1], device=input_features.device)
+        return mask_to_lengths(attention_mask)
+
+
+class MT2KDModel(MT2KDPreTrainedModel):
+    """The bare encoder: fbank (batch, frames, 80) at 100 Hz → hidden states (batch, frames', hidden)
+    at 25 Hz, where frames' = ((frames - 7) // 2 + 1) // 2 and hidden = max(encoder_dim)."""
+
+    def __init__(self, config: MT2KDConfig):
+        super().__init__(config)
+        self.encoder = Zipformer2Encoder(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        batch_count: float | None = None,
+        **kwargs,
+    ) -> MT2KDEncoderOutput:
+        """
+        Args:
+            input_features: (batch, frames, num_mel_bins) log-mel fbank at 100 Hz.
+            attention_mask: (batch, frames) 1 on valid frames (valid frames first); None = all valid.
+            output_hidden_states: also return the 50 Hz front-end and stack outputs.
+            batch_count: training batch index driving the scheduled regularisers (training only;
+                None = their default values).
+        """
+        if input_features.ndim != 3 or input_features.shape[-1] != self.config.num_mel_bins:
+            raise ValueError(
+                f"expected input_features of shape (batch, frames, {self.config.num_mel_bins}); "
+                f"got {tuple(input_features.shape)}"
+            )
+        input_lengths = self._input_lengths(input_features, attention_mask)
+        if bool((input_lengths < 9).any()):
+            raise ValueError(
+                f"every utterance needs at least 9 fbank frames (~0.1 s) to give one output frame; "
+                f"got lengths {input_lengths.tolist()}"
+            )
+        result = self.encoder(input_features, input_lengths, batch_count)
+        output_mask = lengths_to_mask(result.lengths, result.last_hidden_state.shape[1]).long()
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return MT2KDEncoderOutput(
+            last_hidden_state=result.last_hidden_state,
+            attention_mask=output_mask,
+            hidden_states=result.stack_outputs if output_hidden_states else None,
+        )
+
+
+class _MT2KDHeadModel(MT2KDPreTrainedModel):
+    """Common encoder call for the head classes."""
+
+    def _encode(self, input_features, attention_mask, output_hidden_states, batch_count) -> MT2KDEncoderOutput:
+        return self.mt2kd(
+            input_features,
+            attention_mask=attention_mask,
+            output_hidden_states=output_hidden_states,
+            batch_count=batch_count,
+        )
+
+
+class MT2KDForCTC(_MT2KDHeadModel):
+    """Encoder + CTC head. `labels` (batch, max_tokens) padded with -100 give the CTC loss (mean
+    over utterances of the per-utterance negative log-likelihood)."""
+
+    def __init__(self, config: MT2KDConfig):
+        super().__init__(config)
+        self.mt2kd = MT2KDModel(config)
+        self.ctc_head = CTCHead(config.output_dim, config.vocab_size)
+        self.post_init()
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        batch_count: float | None = None,
+        **kwargs,
+    ) -> CausalLMOutput:
+        encoded = self._encode(input_features, attention_mask, output_hidden_states, batch_count)
+        logits = self.ctc_head(encoded.last_hidden_state)
+        loss = None
+        if labels is not None:
+            per_utterance = ctc_loss(
+                logits, mask_to_lengths(encoded.attention_mask), labels, self.config.blank_id,
+                self.config.ctc_zero_infinity,
+            )
+            loss = per_utterance.mean()
+        return CausalLMOutput(loss=loss, logits=logits, hidden_states=encoded.hidden_states)
+
+
+class MT2KDForRNNT(_MT2KDHeadModel):
+    """Encoder + stateless transducer. `labels` (batch, max_tokens) padded with -100 give the RNN-T
+    loss; `generate()` decodes with greedy or modified beam search."""
+
+    def __init__(self, config: MT2KDConfig):
+        super().__init__(config)
+        self.mt2kd = MT2KDModel(config)
+        self.transducer = TransducerHead(
+            config.output_dim, config.vocab_size, config.decoder_dim, config.joiner_dim, config.blank_id,
+            config.context_size,
+        )
+        self.post_init()
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        batch_count: float | None = None,
+        **kwargs,
+    ) -> TransducerOutput:
+        encoded = self._encode(input_features, attention_mask, output_hidden_states, batch_count)
+        loss = None
+        if labels is not None:
+            lengths = mask_to_lengths(encoded.attention_mask)
+            loss = self.transducer.loss(encoded.last_hidden_state, lengths, labels).mean()
+        return TransducerOutput(
+            loss=loss,
+            encoder_out=encoded.last_hidden_state,
+            attention_mask=encoded.attention_mask,
+            hidden_states=encoded.hidden_states,
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        decoding_method: str = "greedy_search",
+        beam: int = 4,
+        max_symbols_per_frame: int = 1,
+    ) -> list[DecodedSequence]:
+        """Decode a batch; returns per utterance the token ids and the 25 Hz frame of each token."""
+        encoded = self._encode(input_features, attention_mask, False, None)
+        return decode_transducer(
+            self.transducer, encoded.last_hidden_state, mask_to_lengths(encoded.attention_mask),
+            decoding_method, beam, max_symbols_per_frame,
+        )
+
+
+def decode_transducer(
+    transducer: TransducerHead,
+    encoder_out: torch.Tensor,
+    encoder_lengths: torch.Tensor,
+    decoding_method: str = "greedy_search",
+    beam: int = 4,
+    max_symbols_per_frame: int = 1,
+) -> list[DecodedSequence]:
+    """Run the named transducer search over (batch, frames, hidden) encoder output."""
+    if decoding_method == "greedy_search":
+        return greedy_search(
+            encoder_out, encoder_lengths, transducer.predictor, transducer.joiner, max_symbols_per_frame
+        )
+    if decoding_method == "modified_beam_search":
+        return modified_beam_search(encoder_out, encoder_lengths, transducer.predictor, transducer.joiner, beam)
+    raise ValueError(
+        f"decoding_method must be 'greedy_search' or 'modified_beam_search'; got {decoding_method!r}"
+    )
+
+
+class MT2KDForAudioClassification(_MT2KDHeadModel):
+    """Encoder + audio-tagging head (multi-label over `config.id2label`). `labels` (batch,
+    num_labels), multi-hot or soft, give the per-clip BCE summed over classes, averaged over clips."""
+
+    def __init__(self, config: MT2KDConfig):
+        super().__init__(config)
+        self.mt2kd = MT2KDModel(config)
+        self.tagging_head = TaggingHead(config.output_dim, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        batch_count: float | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        encoded = self._encode(input_features, attention_mask, output_hidden_states, batch_count)
+        logits = self.tagging_head(encoded.last_hidden_state, encoded.attention_mask.bool())
+        loss = tagging_loss(logits, labels).mean() if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=encoded.hidden_states)
+
+
+class MT2KDForXVector(_MT2KDHeadModel):
+    """Encoder + speaker head: `embeddings` (batch, speaker_embedding_dim) for verification; with
+    `labels` (batch,) speaker ids, the classifier loss (cross-entropy or additive angular margin)."""
+
+    def __init__(self, config: MT2KDConfig):
+        super().__init__(config)
+        self.mt2kd = MT2KDModel(config)
+        self.speaker_head = SpeakerEmbeddingHead(
+            config.output_dim, config.speaker_embedding_dim, config.speaker_attention_channels
+        )
+        self.speaker_classifier = nn.Linear(config.speaker_embedding_dim, config.num_speakers)
+        self.post_init()
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        batch_count: float | None = None,
+        **kwargs,
+    ) -> XVectorOutput:
+        encoded = self._encode(input_features, attention_mask, output_hidden_states, batch_count)
+        embeddings = self.speaker_head(encoded.last_hidden_state, encoded.attention_mask.bool())
+        if labels is None:
+            return XVectorOutput(
+                logits=self.speaker_classifier(embeddings), embeddings=embeddings,
+                hidden_states=encoded.hidden_states,
+            )
+        per_utterance, logits = speaker_loss(
+            embeddings, self.speaker_classifier, labels, self.config.speaker_loss, self.config.aam_margin,
+            self.config.aam_scale,
+        )
+        return XVectorOutput(
+            loss=per_utterance.mean(), logits=logits, embeddings=embeddings, hidden_states=encoded.hidden_states
+        )
+
+
+class MT2KDForMultiTask(_MT2KDHeadModel):
+    """Every stage-2 head from ONE encoder pass: CTC and transducer (ASR), tagging, speaker.
+
+    Each task's loss is computed only when its labels are given, averaged over the samples whose
+    task mask is True (all samples when no mask is given), and weighted by the config's loss
+    weights. Heads are chosen by `config.use_ctc/use_transducer/use_audio_tagging/use_speaker`.
+    """
+
+    def __init__(self, config: MT2KDConfig):
+        super().__init__(config)
+        self.mt2kd = MT2KDModel(config)
+        hidden = config.output_dim
+        self.ctc_head = CTCHead(hidden, config.vocab_size) if config.use_ctc else None
+        self.transducer = (
+            TransducerHead(
+                hidden, config.vocab_size, config.decoder_dim, config.joiner_dim, config.blank_id, config.context_size
+            )
+            if config.use_transducer
+            else None
+        )
+        self.tagging_head = TaggingHead(hidden, config.num_labels) if config.use_audio_tagging else None
+        if config.use_speaker:
+            self.speaker_head = SpeakerEmbeddingHead(
+                hidden, config.speaker_embedding_dim, config.speaker_attention_channels
+            )
+            self.speaker_classifier = nn.Linear(config.speaker_embedding_dim, config.num_speakers)
+        else:
+            self.speaker_head = self.speaker_classifier = None
+        self.post_init()
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        tagging_labels: torch.Tensor | None = None,
+        speaker_labels: torch.Tensor | None = None,
+        asr_mask: torch.Tensor | None = None,
+        tagging_mask: torch.Tensor | None = None,
+        speaker_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        batch_count: float | None = None,
+        **kwargs,
+    ) -> MultiTaskOutput:
+        """
+        Args:
+            labels: (batch, max_tokens) BPE ids padded with -100 (ASR: CTC and transducer).
+            tagging_labels: (batch, num_labels) multi-hot.
+            speaker_labels: (batch,) training speaker ids.
+            asr_mask, tagging_mask, speaker_mask: (batch,) bool, which samples carry each task.
+        """
+        config = self.config
+        encoded = self._encode(input_features, attention_mask, output_hidden_states, batch_count)
+        hidden, frame_mask = encoded.last_hidden_state, encoded.attention_mask.bool()
+        lengths = mask_to_lengths(encoded.attention_mask)
+        output = MultiTaskOutput(
+            last_hidden_state=hidden, attention_mask=encoded.attention_mask, hidden_states=encoded.hidden_states
+        )
+        weighted_losses = []
+
+        if self.ctc_head is not None:
+            output.ctc_logits = self.ctc_head(hidden)
+            if labels is not None:
+                asr_labels = _blank_out_unused(labels, asr_mask, fill=-100)
+                per_sample = ctc_loss(output.ctc_logits, lengths, asr_labels, config.blank_id, config.ctc_zero_infinity)
+                output.ctc_loss = masked_mean(per_sample, asr_mask)
+                weighted_losses.append(config.ctc_loss_weight * output.ctc_loss)
+        if self.transducer is not None and labels is not None:
+            asr_labels = _blank_out_unused(labels, asr_mask, fill=-100)
+            output.transducer_loss = masked_mean(self.transducer.loss(hidden, lengths, asr_labels), asr_mask)
+            weighted_losses.append(config.transducer_loss_weight * output.transducer_loss)
+        if self.tagging_head is not None:
+            output.tagging_logits = self.tagging_head(hidden, frame_mask)
+            if tagging_labels is not None:
+                output.tagging_loss = masked_mean(tagging_loss(output.tagging_logits, tagging_labels), tagging_mask)
+                weighted_losses.append(config.tagging_loss_weight * output.tagging_loss)
+        if self.speaker_head is not None:
+            output.speaker_embeddings = self.speaker_head(hidden, frame_mask)
+            if speaker_labels is None:
+                output.speaker_logits = self.speaker_classifier(output.speaker_embeddings)
+            else:
+                per_sample, output.speaker_logits = speaker_loss(
+                    output.speaker_embeddings, self.speaker_classifier,
+                    _blank_out_unused(speaker_labels, speaker_mask, fill=0), config.speaker_loss,
+                    config.aam_margin, config.aam_scale,
+                )
+                output.speaker_loss = masked_mean(per_sample, speaker_mask)
+                weighted_losses.append(config.speaker_loss_weight * output.speaker_loss)
+        if weighted_losses:
+            output.loss = torch.stack(weighted_losses).sum()
+        return output
+
+
+def _blank_out_unused(labels: torch.Tensor, sample_mask: torch.Tensor | None, fill: int) -> torch.Tensor:
+    """Replace the labels of samples without the task (their loss is masked anyway) by `fill`."""
+    if sample_mask is None:
+        return labels
+    keep = sample_mask.to(torch.bool).view(-1, *([1] * (labels.ndim - 1)))
+    return torch.where(keep, labels, torch.full_like(labels, fill))
+
+
+class MT2KDForDistillation(_MT2KDHeadModel):
+    """Stage 1: the student with its three distillation heads (Whisper-frame projection, tagging,
+    speaker embedding). Teacher targets give the losses:
+
+    - `whisper_targets` (batch, teacher_frames, whisper_dim) at 50 Hz, or already stacked
+      (batch, frames, frames_per_frame · whisper_dim) at 25 Hz: L1 over valid frames;
+    - `tagging_targets` (batch, num_labels) teacher probabilities: BCE;
+    - `speaker_targets` (batch, speaker_embedding_dim) teacher embeddings: 1 - cosine.
+    """
+
+    def __init__(self, config: MT2KDConfig):
+        super().__init__(config)
+        self.mt2kd = MT2KDModel(config)
+        hidden = config.output_dim
+        self.whisper_projection = WhisperProjection(hidden, config.whisper_dim, config.teacher_frames_per_frame)
+        self.tagging_head = TaggingHead(hidden, config.num_labels)
+        self.speaker_head = SpeakerEmbeddingHead(hidden, config.speaker_embedding_dim, config.speaker_attention_channels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        whisper_targets: torch.Tensor | None = None,
+        tagging_targets: torch.Tensor | None = None,
+        speaker_targets: torch.Tensor | None = None,
+        whisper_mask: torch.Tensor | None = None,
+        tagging_mask: torch.Tensor | None = None,
+        speaker_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        batch_count: float | None = None,
+        **kwargs,
+    ) -> DistillationOutput:
+        config = self.config
+        encoded = self._encode(input_features, attention_mask, output_hidden_states, batch_count)
+        hidden, frame_mask = encoded.last_hidden_state, encoded.attention_mask.bool()
+        output = DistillationOutput(
+            whisper_prediction=self.whisper_projection(hidden),
+            tagging_logits=self.tagging_head(hidden, frame_mask),
+            speaker_embeddings=self.speaker_head(hidden, frame_mask),
+            last_hidden_state=hidden,
+            attention_mask=encoded.attention_mask,
+            hidden_states=encoded.hidden_states,
+        )
+        weighted_losses = []
+        if whisper_targets is not None:
+            targets = self._stacked_whisper_targets(whisper_targets, hidden.shape[1])
+            per_sample = frame_l1_loss(output.whisper_prediction, targets, frame_mask)
+            output.whisper_loss = masked_mean(per_sample, whisper_mask)
+            weighted_losses.append(config.whisper_kd_weight * output.whisper_loss)
+        if tagging_targets is not None:
+            output.tagging_loss = masked_mean(tagging_loss(output.tagging_logits, tagging_targets), tagging_mask)
+            weighted_losses.append(config.tagging_kd_weight * output.tagging_loss)
+        if speaker_targets is not None:
+            per_sample = cosine_distance_loss(output.speaker_embeddings, speaker_targets)
+            output.speaker_loss = masked_mean(per_sample, speaker_mask)
+            weighted_losses.append(config.speaker_kd_weight * output.speaker_loss)
+        if weighted_losses:
+            output.loss = torch.stack(weighted_losses).sum()
+        return output
+
+    def _stacked_whisper_targets(self, targets: torch.Tensor, num_frames: int) -> torch.Tensor:
+        config = self.config
+        stacked_dim = config.teacher_frames_per_frame * config.whisper_dim
+        if targets.shape[-1] == stacked_dim and config.teacher_frames_per_frame > 1:
+            return stacked_targets_to_length(targets, num_frames)
+        if targets.shape[-1] != config.whisper_dim:
+            raise ValueError(
+                f"whisper_targets must have {config.whisper_dim} (50 Hz frames) or {stacked_dim} (stacked 25 Hz "
+                f"frames) channels; got {targets.shape[-1]}. Check config.whisper_dim against the teacher."
+            )
+        return stack_teacher_frames(targets, num_frames, config.teacher_frames_per_frame)
+
+
+def stacked_targets_to_length(targets: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Cut or extend (repeating the last frame) stacked targets to `num_frames` frames."""
+    if targets.shape[1] >= num_frames:
+        return targets[:, :num_frames]
+    tail = targets[:, -1:].expand(-1, num_frames - targets.shape[1], -1)
+    return torch.cat([targets, tail], dim=1)

@@ -1,0 +1,95 @@
+"""Output dataclasses of the MT2KD models that have no standard transformers counterpart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers.utils import ModelOutput
+
+
+@dataclass
+class MT2KDEncoderOutput(ModelOutput):
+    """
+    Args:
+        last_hidden_state: (batch, frames, hidden) encoder output at 25 Hz.
+        attention_mask: (batch, frames) 1 on valid output frames.
+        hidden_states: with `output_hidden_states`, the front-end output then each stack's output,
+            (batch, frames_50hz, stack_dim) at 50 Hz.
+    """
+
+    last_hidden_state: torch.Tensor | None = None
+    attention_mask: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class TransducerOutput(ModelOutput):
+    """
+    Args:
+        loss: mean over utterances of the transducer negative log-likelihood.
+        encoder_out: (batch, frames, hidden) at 25 Hz, the joiner's encoder input.
+        attention_mask: (batch, frames) 1 on valid encoder frames.
+    """
+
+    loss: torch.Tensor | None = None
+    encoder_out: torch.Tensor | None = None
+    attention_mask: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class MultiTaskOutput(ModelOutput):
+    """Every head's output from one encoder pass, and the losses of the tasks that had labels.
+
+    Args:
+        loss: weighted sum of the task losses present.
+        ctc_loss, transducer_loss, tagging_loss, speaker_loss: per-task means over the samples of
+            that task (0 when no sample of the batch has the task).
+        ctc_logits: (batch, frames, vocab) at 25 Hz.
+        tagging_logits: (batch, num_labels) pre-sigmoid clip logits.
+        speaker_embeddings: (batch, speaker_embedding_dim).
+        speaker_logits: (batch, num_speakers) training-only classifier output.
+        last_hidden_state: (batch, frames, hidden) encoder output at 25 Hz.
+        attention_mask: (batch, frames) 1 on valid encoder frames.
+    """
+
+    loss: torch.Tensor | None = None
+    ctc_loss: torch.Tensor | None = None
+    transducer_loss: torch.Tensor | None = None
+    tagging_loss: torch.Tensor | None = None
+    speaker_loss: torch.Tensor | None = None
+    ctc_logits: torch.Tensor | None = None
+    tagging_logits: torch.Tensor | None = None
+    speaker_embeddings: torch.Tensor | None = None
+    speaker_logits: torch.Tensor | None = None
+    last_hidden_state: torch.Tensor | None = None
+    attention_mask: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class DistillationOutput(ModelOutput):
+    """Stage-1 student predictions and distillation losses.
+
+    Args:
+        loss: weighted sum of the distillation losses present.
+        whisper_loss: mean per-utterance L1 to the stacked Whisper frames (sum over valid frames
+            and channels / target width).
+        tagging_loss: mean per-clip BCE to the tagging teacher's probabilities (summed over classes).
+        speaker_loss: mean 1 - cosine to the speaker teacher's embeddings.
+        whisper_prediction: (batch, frames, frames_per_frame · whisper_dim) at 25 Hz.
+        tagging_logits: (batch, num_labels).
+        speaker_embeddings: (batch, speaker_embedding_dim).
+    """
+
+    loss: torch.Tensor | None = None
+    whisper_loss: torch.Tensor | None = None
+    tagging_loss: torch.Tensor | None = None
+    speaker_loss: torch.Tensor | None = None
+    whisper_prediction: torch.Tensor | None = None
+    tagging_logits: torch.Tensor | None = None
+    speaker_embeddings: torch.Tensor | None = None
+    last_hidden_state: torch.Tensor | None = None
+    attention_mask: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
