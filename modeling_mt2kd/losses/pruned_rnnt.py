@@ -64,10 +64,13 @@ def _check_boundary(boundary: torch.Tensor, batch: int, num_symbols: int, num_fr
     if boundary.shape != (batch, 4):
         raise ValueError(f"expected boundary of shape ({batch}, 4); got {tuple(boundary.shape)}")
     if bool((boundary[:, :2] != 0).any()):
-        raise ValueError(f"boundary rows must start with [0, 0, ...] (no offsets are supported); got {boundary.tolist()}")
+        raise ValueError(
+            f"boundary rows must start with [0, 0, ...] (no offsets are supported); got {boundary.tolist()}"
+        )
     if bool((boundary[:, 2] > num_symbols).any()) or bool((boundary[:, 3] > num_frames).any()):
         raise ValueError(
-            f"boundary lengths exceed the padded sizes ({num_symbols} symbols, {num_frames} frames); got {boundary.tolist()}"
+            f"boundary lengths exceed the padded sizes ({num_symbols} symbols, {num_frames} frames); "
+            f"got {boundary.tolist()}"
         )
 
 
@@ -131,12 +134,15 @@ def rnnt_loss_smoothed(
     _check_reduction(reduction)
     if lm_only_scale < 0 or am_only_scale < 0 or lm_only_scale + am_only_scale >= 1:
         raise ValueError(
-            f"expected non-negative lm_only_scale and am_only_scale summing below 1; got {lm_only_scale}, {am_only_scale}"
+            "expected non-negative lm_only_scale and am_only_scale summing below 1; "
+            f"got {lm_only_scale}, {am_only_scale}"
         )
     batch, num_frames, vocab = am.shape
     num_symbols = symbols.shape[1]
     if lm.shape != (batch, num_symbols + 1, vocab):
-        raise ValueError(f"expected lm of shape {(batch, num_symbols + 1, vocab)} to match am and symbols; got {tuple(lm.shape)}")
+        raise ValueError(
+            f"expected lm of shape {(batch, num_symbols + 1, vocab)} to match am and symbols; got {tuple(lm.shape)}"
+        )
     _check_boundary(boundary, batch, num_symbols, num_frames)
     am, lm = am.float(), lm.float()
 
@@ -200,7 +206,9 @@ def get_rnnt_prune_ranges(
     if s_range < 2:
         raise ValueError(f"s_range must be at least 2 for the regular RNN-T topology; got {s_range}")
     if py_grad.shape != (batch, num_symbols + 1, num_frames):
-        raise ValueError(f"expected py_grad of shape {(batch, num_symbols + 1, num_frames)}; got {tuple(py_grad.shape)}")
+        raise ValueError(
+            f"expected py_grad of shape {(batch, num_symbols + 1, num_frames)}; got {tuple(py_grad.shape)}"
+        )
     _check_boundary(boundary, batch, num_symbols, num_frames)
     s_range = min(s_range, num_symbols + 1)
     num_windows = num_symbols + 2 - s_range  # window starts 0 .. S + 1 - s_range
@@ -259,7 +267,9 @@ def rnnt_loss_pruned(
     batch, num_frames, s_range, _ = logits.shape
     num_symbols = symbols.shape[1]
     if ranges.shape != (batch, num_frames, s_range):
-        raise ValueError(f"expected ranges of shape {(batch, num_frames, s_range)} to match logits; got {tuple(ranges.shape)}")
+        raise ValueError(
+            f"expected ranges of shape {(batch, num_frames, s_range)} to match logits; got {tuple(ranges.shape)}"
+        )
     _check_boundary(boundary, batch, num_symbols, num_frames)
     logits = logits.float()
     log_normaliser = logits.logsumexp(dim=3)  # (B, T, s_range)
