@@ -79,6 +79,13 @@ class MT2KDConfig(PreTrainedConfig):
             loss weights.
         whisper_kd_weight, tagging_kd_weight, speaker_kd_weight: stage-1 loss weights.
         ctc_zero_infinity: passed to the CTC loss.
+        transducer_loss: "pruned" (the authors' recipe: a smoothed "simple" loss picks
+            `prune_range` symbols per frame for the full joiner; memory B·T·prune_range·V) or
+            "full" (torchaudio's RNN-T loss over the whole B·T·U·V lattice; the simple
+            projections then get no gradient).
+        simple_loss_scale, simple_lm_scale, simple_am_scale: weight and smoothing of the simple loss.
+        transducer_warmup_batches: batches over which the simple loss weight falls from 1 to
+            `simple_loss_scale` and the pruned loss weight rises from 0.1 to 1 (icefall's warm-up).
     """
 
     model_type = "mt2kd"
@@ -126,6 +133,12 @@ class MT2KDConfig(PreTrainedConfig):
         tagging_kd_weight: float = 1.0,
         speaker_kd_weight: float = 1.0,
         ctc_zero_infinity: bool = True,
+        transducer_loss: str = "pruned",
+        prune_range: int = 5,
+        simple_loss_scale: float = 0.5,
+        simple_lm_scale: float = 0.25,
+        simple_am_scale: float = 0.0,
+        transducer_warmup_batches: float = 2000.0,
         **kwargs,
     ):
         num_stacks = len(num_encoder_layers)
@@ -170,6 +183,12 @@ class MT2KDConfig(PreTrainedConfig):
         self.tagging_kd_weight = tagging_kd_weight
         self.speaker_kd_weight = speaker_kd_weight
         self.ctc_zero_infinity = ctc_zero_infinity
+        self.transducer_loss = transducer_loss
+        self.prune_range = prune_range
+        self.simple_loss_scale = simple_loss_scale
+        self.simple_lm_scale = simple_lm_scale
+        self.simple_am_scale = simple_am_scale
+        self.transducer_warmup_batches = float(transducer_warmup_batches)
         kwargs.setdefault("problem_type", "multi_label_classification")
         if "id2label" not in kwargs and "num_labels" not in kwargs:
             kwargs["id2label"] = dict(enumerate(audioset_labels()))
@@ -214,6 +233,10 @@ class MT2KDConfig(PreTrainedConfig):
             problems.append("output_downsampling_factor must be >= 1")
         if self.speaker_loss not in ("cross_entropy", "aam"):
             problems.append(f"speaker_loss={self.speaker_loss!r} must be 'cross_entropy' or 'aam'")
+        if self.transducer_loss not in ("pruned", "full"):
+            problems.append(f"transducer_loss={self.transducer_loss!r} must be 'pruned' or 'full'")
+        if self.prune_range < 1:
+            problems.append(f"prune_range={self.prune_range} must be >= 1")
         if self.teacher_frames_per_frame < 1:
             problems.append("teacher_frames_per_frame must be >= 1")
         if problems:

@@ -209,7 +209,7 @@ class MT2KDForRNNT(_MT2KDHeadModel):
         loss = None
         if labels is not None:
             lengths = mask_to_lengths(encoded.attention_mask)
-            loss = self.transducer.loss(encoded.last_hidden_state, lengths, labels).mean()
+            loss = transducer_loss(self.transducer, self.config, encoded.last_hidden_state, lengths, labels, batch_count).mean()
         return TransducerOutput(
             loss=loss,
             encoder_out=encoded.last_hidden_state,
@@ -232,6 +232,23 @@ class MT2KDForRNNT(_MT2KDHeadModel):
             self.transducer, encoded.last_hidden_state, mask_to_lengths(encoded.attention_mask),
             decoding_method, beam, max_symbols_per_frame,
         )
+
+
+def transducer_loss(
+    transducer: TransducerHead,
+    config: MT2KDConfig,
+    encoder_out: torch.Tensor,
+    encoder_lengths: torch.Tensor,
+    labels: torch.Tensor,
+    batch_count: float | None,
+) -> torch.Tensor:
+    """Per-utterance transducer loss with the config's settings; the warm-up follows `batch_count`
+    (finished when it is None)."""
+    warmup_fraction = 1.0 if batch_count is None else batch_count / config.transducer_warmup_batches
+    return transducer.loss(
+        encoder_out, encoder_lengths, labels, config.transducer_loss, config.prune_range, config.simple_loss_scale,
+        config.simple_lm_scale, config.simple_am_scale, warmup_fraction,
+    )
 
 
 def decode_transducer(
@@ -386,7 +403,8 @@ class MT2KDForMultiTask(_MT2KDHeadModel):
                 weighted_losses.append(config.ctc_loss_weight * output.ctc_loss)
         if self.transducer is not None and labels is not None:
             asr_labels = _blank_out_unused(labels, asr_mask, fill=-100)
-            output.transducer_loss = masked_mean(self.transducer.loss(hidden, lengths, asr_labels), asr_mask)
+            per_sample = transducer_loss(self.transducer, config, hidden, lengths, asr_labels, batch_count)
+            output.transducer_loss = masked_mean(per_sample, asr_mask)
             weighted_losses.append(config.transducer_loss_weight * output.transducer_loss)
         if self.tagging_head is not None:
             output.tagging_logits = self.tagging_head(hidden, frame_mask)

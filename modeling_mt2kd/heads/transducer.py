@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-import torchaudio
 from torch import nn
 
 from ..initialization import with_initial_scale
+from ..losses import pruned_transducer_loss
 from ..masks import lengths_to_mask
 from .ctc import label_lengths
 
@@ -82,17 +82,41 @@ class TransducerHead(nn.Module):
         tokens = labels.masked_fill(labels < 0, blank)
         return F.pad(tokens, (1, 0), value=blank)
 
-    def loss(self, encoder_out: torch.Tensor, encoder_lengths: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Per-utterance RNN-T negative log-likelihood (batch,), full lattice, float32."""
+    def loss(
+        self,
+        encoder_out: torch.Tensor,
+        encoder_lengths: torch.Tensor,
+        labels: torch.Tensor,
+        loss_type: str = "pruned",
+        prune_range: int = 5,
+        simple_loss_scale: float = 0.5,
+        lm_scale: float = 0.25,
+        am_scale: float = 0.0,
+        warmup_fraction: float = 1.0,
+    ) -> torch.Tensor:
+        """Per-utterance transducer negative log-likelihood (batch,), float32.
+
+        "pruned": simple_scale · simple + pruned_scale · pruned loss, where during warm-up
+        (`warmup_fraction` < 1) the simple weight falls from 1 to `simple_loss_scale` and the pruned
+        weight rises from 0.1 to 1. "full": the RNN-T loss over the whole lattice.
+        """
+        blank = self.predictor.blank_id
         decoder_out = self.predictor(self.predictor_inputs(labels))
-        logits = self.joiner(encoder_out.unsqueeze(2), decoder_out.unsqueeze(1)).float()
         target_lengths = label_lengths(labels)
-        targets = labels.masked_fill(~lengths_to_mask(target_lengths, labels.shape[1]), self.predictor.blank_id)
-        return torchaudio.functional.rnnt_loss(
-            logits,
-            targets.int(),
-            encoder_lengths.int(),
-            target_lengths.int(),
-            blank=self.predictor.blank_id,
-            reduction="none",
+        targets = labels.masked_fill(~lengths_to_mask(target_lengths, labels.shape[1]), blank)
+        if loss_type == "full":
+            import torchaudio  # training only: inference (and remote code) works without torchaudio
+
+            logits = self.joiner(encoder_out.unsqueeze(2), decoder_out.unsqueeze(1)).float()
+            return torchaudio.functional.rnnt_loss(
+                logits, targets.int(), encoder_lengths.int(), target_lengths.int(), blank=blank, reduction="none"
+            )
+        warmup_fraction = min(max(warmup_fraction, 0.0), 1.0)
+        losses = pruned_transducer_loss(
+            encoder_out, decoder_out, self.joiner, self.simple_am_proj, self.simple_lm_proj, targets,
+            target_lengths, encoder_lengths, blank_id=blank, prune_range=prune_range, am_scale=am_scale,
+            lm_scale=lm_scale, reduction="none",
         )
+        simple_scale = 1.0 - warmup_fraction * (1.0 - simple_loss_scale)
+        pruned_scale = 0.1 + 0.9 * warmup_fraction
+        return simple_scale * losses.simple_loss + pruned_scale * losses.pruned_loss
