@@ -45,6 +45,7 @@ setup(
         "jiwer",
         "soundfile",
         "sentencepiece",
+        "protobuf",
         "numpy",
         "pyyaml",
         "tqdm",

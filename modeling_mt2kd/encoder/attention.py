@@ -69,11 +69,13 @@ class RelPositionAttentionWeights(nn.Module):
         pos_query = projected[..., 2 * query_dim :].reshape(batch_size, num_frames, heads, -1).transpose(1, 2)
         scores = torch.matmul(query, key.permute(0, 2, 3, 1))  # (batch, heads, frames, frames)
 
-        skip_positions = self.training and random.random() < self.pos_emb_skip_rate(batch_count, self.training)
-        if not skip_positions:
-            pos_keys = self.linear_pos(pos_emb).reshape(-1, heads, self.pos_head_dim).permute(1, 2, 0)
-            pos_scores = torch.matmul(pos_query, pos_keys.unsqueeze(0))  # (batch, heads, frames, 2·frames - 1)
-            scores = scores + _relative_to_absolute(pos_scores)
+        pos_keys = self.linear_pos(pos_emb).reshape(-1, heads, self.pos_head_dim).permute(1, 2, 0)
+        pos_scores = torch.matmul(pos_query, pos_keys.unsqueeze(0))  # (batch, heads, frames, 2·frames - 1)
+        if self.training and random.random() < self.pos_emb_skip_rate(batch_count, self.training):
+            # Skipped by zeroing rather than not computing, so every parameter stays in the graph
+            # (DistributedDataParallel requires it).
+            pos_scores = pos_scores * 0.0
+        scores = scores + _relative_to_absolute(pos_scores)
 
         if key_padding_mask is not None:
             scores = scores.masked_fill(key_padding_mask[:, None, None, :], MASKED_SCORE)

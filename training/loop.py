@@ -1,0 +1,356 @@
+"""The training loop shared by stage 1 (kd.py) and stage 2 (finetune.py), on Accelerate.
+
+One process per device (DDP through `accelerate launch`; gloo on CPU). Each step runs
+`gradient_accumulation_steps` batches; a step whose loss or gradient is not finite on any rank is
+skipped on every rank without touching the weights or the optimiser state. Checkpoints are written
+to a temporary folder and renamed, so an interrupted save never replaces a good checkpoint, and
+they hold everything needed to continue exactly: model, optimiser, scheduler, model average,
+random states and the sampler's position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .config import RunConfig
+from .optim import ModelAverager, build_optimizer, build_scheduler
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "checkpoint-"
+TRAINER_STATE = "trainer_state.json"
+
+
+@dataclass
+class TrainerState:
+    """Loop position and counters, saved in every checkpoint."""
+
+    step: int = 0
+    sampler: dict = field(default_factory=dict)
+    skipped_nonfinite_steps: int = 0
+    consecutive_nonfinite_steps: int = 0
+    data_health: dict = field(default_factory=dict)
+
+
+class NonFiniteTrainingError(RuntimeError):
+    pass
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of every parameter and buffer, to compare replicas bit for bit."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    """The newest complete checkpoint in `folder/checkpoints` (or `folder` itself if it is one)."""
+    folder = Path(folder)
+    if (folder / TRAINER_STATE).is_file():
+        return folder
+    candidates = [
+        path for path in (folder / "checkpoints").glob(f"{CHECKPOINT_PREFIX}*") if (path / TRAINER_STATE).is_file()
+    ]
+    return max(candidates, key=lambda path: int(path.name.removeprefix(CHECKPOINT_PREFIX)), default=None)
+
+
+class Trainer:
+    """Runs the optimisation; the stage scripts supply the model and how a batch becomes inputs.
+
+    Args:
+        config: the run configuration.
+        model: an MT2KD model whose forward returns an output with `loss` and `*_loss` fields.
+        make_inputs: `(batch dict, batch_count) -> model keyword arguments` (features,
+            augmentation, teacher targets, labels).
+        train_dataset, train_sampler, collate_fn: map-style dataset, batch sampler with
+            `state_dict(consumed_batches)`/`load_state_dict`/`set_epoch`, and the collator.
+        valid_batches: callable returning an iterable of validation batches, or None.
+        data_health: object with `record_events` / `to_dict` (the corpus health counters).
+        save_artifacts: `(folder) -> None` writes the processor files next to a saved model.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        model: torch.nn.Module,
+        make_inputs: Callable[[dict, float], dict],
+        train_dataset,
+        train_sampler,
+        collate_fn: Callable,
+        valid_batches: Callable[[], Iterable[dict]] | None = None,
+        data_health: Any = None,
+        save_artifacts: Callable[[Path], None] | None = None,
+    ):
+        self.config = config
+        options = config.training
+        self.output_dir = Path(options.output_dir)
+        self.accelerator = Accelerator(
+            mixed_precision=options.mixed_precision,
+            log_with="tensorboard",
+            project_dir=str(self.output_dir),
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
+        )
+        optim = config.optim
+        self.optimizer = build_optimizer(model, optim.name, optim.lr, optim.weight_decay, optim.lr_scales or None)
+        self.scheduler = build_scheduler(self.optimizer, optim.lr_batches, optim.lr_epochs, optim.warmup_batches)
+        self.averager = ModelAverager(model, options.average_period) if options.average_period > 0 else None
+        self.model, self.optimizer = self.accelerator.prepare(model, self.optimizer)
+        checkpointed = [self.scheduler] + ([self.averager] if self.averager is not None else [])
+        self.accelerator.register_for_checkpointing(*checkpointed)
+        self.make_inputs = make_inputs
+        self.train_dataset = train_dataset
+        self.sampler = train_sampler
+        self.collate_fn = collate_fn
+        self.valid_batches = valid_batches
+        self.data_health = data_health
+        self.save_artifacts = save_artifacts
+        self.state = TrainerState()
+        self.history: list[dict] = []
+
+    # ----------------------------------------------------------------------------------- data
+    def _batches(self) -> Iterator[dict]:
+        """Training batches forever (epoch after epoch), from the sampler's current position."""
+        while True:
+            loader = DataLoader(
+                self.train_dataset,
+                batch_sampler=self.sampler,
+                collate_fn=self.collate_fn,
+                num_workers=self.config.data.num_workers,
+            )
+            for batch in loader:
+                if self.data_health is not None and batch.get("health_events"):
+                    self.data_health.record_events(batch["health_events"])
+                yield batch
+
+    def _consumed_batches(self) -> int:
+        return self.sampler.state_dict(consumed_batches=self._batches_used_in_epoch)["batches_done"]
+
+    # --------------------------------------------------------------------------------- resume
+    def resume(self, checkpoint: str | Path) -> None:
+        """Restore everything saved by `save_checkpoint` (use the run's own config and data)."""
+        path = latest_checkpoint(checkpoint)
+        if path is None:
+            raise FileNotFoundError(f"no complete checkpoint under {checkpoint}")
+        self.accelerator.load_state(str(path))
+        saved = json.loads((path / TRAINER_STATE).read_text())
+        self.state = TrainerState(**saved)
+        self.sampler.load_state_dict(self.state.sampler)
+        if self.data_health is not None and self.state.data_health:
+            self.data_health.merge(self.state.data_health)
+        self.history = _read_history(self.output_dir / "history.jsonl", up_to_step=self.state.step)
+        logger.info("resumed from %s at step %d", path, self.state.step)
+
+    def save_checkpoint(self) -> Path:
+        """Atomic: write to a temporary folder, then rename; keep the newest `keep_checkpoints`."""
+        checkpoints = self.output_dir / "checkpoints"
+        final = checkpoints / f"{CHECKPOINT_PREFIX}{self.state.step}"
+        temporary = checkpoints / f".tmp-{CHECKPOINT_PREFIX}{self.state.step}"
+        accelerator = self.accelerator
+        if accelerator.is_main_process and temporary.exists():
+            shutil.rmtree(temporary)
+        accelerator.wait_for_everyone()
+        self.state.sampler = self.sampler.state_dict(consumed_batches=self._batches_used_in_epoch)
+        if self.data_health is not None:
+            self.state.data_health = self.data_health.to_dict()
+        accelerator.save_state(str(temporary))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (temporary / TRAINER_STATE).write_text(json.dumps(asdict(self.state), indent=1))
+            if final.exists():
+                shutil.rmtree(final)
+            temporary.rename(final)
+            complete = sorted(
+                (p for p in checkpoints.glob(f"{CHECKPOINT_PREFIX}*")),
+                key=lambda p: int(p.name.removeprefix(CHECKPOINT_PREFIX)),
+            )
+            for old in complete[: -self.config.training.keep_checkpoints]:
+                shutil.rmtree(old)
+        accelerator.wait_for_everyone()
+        return final
+
+    # ----------------------------------------------------------------------------------- step
+    def _forward(self, batch: dict) -> Any:
+        batch_count = self.state.step + self.config.training.batch_count_offset
+        inputs = self.make_inputs(batch, batch_count)
+        with self.accelerator.autocast():
+            return self.model(**inputs, batch_count=batch_count)
+
+    def _all_ranks_finite(self, loss: torch.Tensor) -> bool:
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if finite and self.accelerator.mixed_precision != "fp16":  # fp16: the grad scaler handles overflow
+            finite = all(
+                bool(torch.isfinite(p.grad).all()) for p in self.model.parameters() if p.grad is not None
+            )
+        flag = torch.tensor([1.0 if finite else 0.0], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum").item() == self.accelerator.num_processes)
+
+    def train_step(self, batches: Iterator[dict]) -> dict[str, float]:
+        """One optimiser step over `gradient_accumulation_steps` batches; returns mean losses."""
+        accumulation = self.config.training.gradient_accumulation_steps
+        totals: dict[str, float] = {}
+        loss_sum = None
+        self.model.train()
+        for micro_step in range(accumulation):
+            batch = next(batches)
+            self._batches_used_in_epoch = self.sampler.batches_done if self.config.data.num_workers == 0 else self._batches_used_in_epoch + 1
+            context = self.accelerator.no_sync(self.model) if micro_step < accumulation - 1 else _null_context()
+            with context:
+                outputs = self._forward(batch)
+                self.accelerator.backward(outputs.loss / accumulation)
+            loss_sum = outputs.loss.detach() if loss_sum is None else loss_sum + outputs.loss.detach()
+            for name, value in outputs.items():
+                if name.endswith("loss") and value is not None:
+                    totals[name] = totals.get(name, 0.0) + float(value.detach()) / accumulation
+        if self._all_ranks_finite(loss_sum):
+            if self.config.optim.name == "adamw" and self.config.optim.clip_grad_norm:
+                self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.optim.clip_grad_norm)
+            self.optimizer.step()
+            self.state.consecutive_nonfinite_steps = 0
+        else:
+            self.state.skipped_nonfinite_steps += 1
+            self.state.consecutive_nonfinite_steps += 1
+            logger.warning("step %d: non-finite loss or gradient; step skipped", self.state.step)
+            if self.state.consecutive_nonfinite_steps >= self.config.training.max_nonfinite_steps:
+                raise NonFiniteTrainingError(
+                    f"{self.state.consecutive_nonfinite_steps} consecutive steps had a non-finite loss or gradient "
+                    f"(last at step {self.state.step}); lower the learning rate, check the data, or use bf16/fp32"
+                )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.step += 1
+        self.scheduler.step_batch(self.state.step)
+        if self.averager is not None:
+            self.averager.update(self.accelerator.unwrap_model(self.model), self.state.step)
+        return totals
+
+    # ------------------------------------------------------------------------------- validate
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        if self.valid_batches is None:
+            return {}
+        self.model.eval()
+        totals: dict[str, float] = {}
+        count = 0
+        for batch in self.valid_batches():
+            outputs = self._forward(batch)
+            count += 1
+            for name, value in outputs.items():
+                if name.endswith("loss") and value is not None:
+                    totals[f"valid_{name}"] = totals.get(f"valid_{name}", 0.0) + float(value)
+        self.model.train()
+        return {name: value / max(count, 1) for name, value in totals.items()}
+
+    # ----------------------------------------------------------------------------------- run
+    def train(self, resume_from: str | Path | None = None) -> Path:
+        """Run to `max_steps`; returns the final model folder (`output_dir/final`)."""
+        options = self.config.training
+        accelerator = self.accelerator
+        self._batches_used_in_epoch = 0
+        if resume_from is not None:
+            self.resume(resume_from)
+        self._batches_used_in_epoch = self.sampler.batches_done
+        accelerator.init_trackers("tensorboard")
+        batches = self._batches()
+        progress = tqdm(
+            total=options.max_steps, initial=self.state.step, desc="training", disable=not accelerator.is_main_process
+        )
+        epoch = self.sampler.epoch
+        while self.state.step < options.max_steps:
+            losses = self.train_step(batches)
+            if self.sampler.epoch != epoch:
+                epoch = self.sampler.epoch
+                self._batches_used_in_epoch = self.sampler.batches_done
+                self.scheduler.step_epoch(epoch)
+            progress.update(1)
+            step = self.state.step
+            if step % options.log_every_steps == 0 or step == options.max_steps:
+                record = {"step": step, "lr": self.scheduler.get_last_lr()[0], **losses}
+                if options.valid_every_steps and step % options.valid_every_steps == 0:
+                    record.update(self.validate())
+                self._log(record)
+                progress.set_postfix({k: f"{v:.3g}" for k, v in losses.items() if k == "loss"})
+            if step % options.save_every_steps == 0 and step < options.max_steps:
+                self.save_checkpoint()
+        progress.close()
+        final_record = {"step": self.state.step, **self.validate()}
+        if len(final_record) > 1:
+            self._log(final_record)
+        self.save_checkpoint()
+        return self._save_final_model()
+
+    def _log(self, record: dict) -> None:
+        self.history.append(record)
+        self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
+        if self.accelerator.is_main_process:
+            with open(self.output_dir / "history.jsonl", "a", encoding="utf-8") as history:
+                history.write(json.dumps(record) + "\n")
+
+    def _save_final_model(self) -> Path:
+        """Save the (averaged, when enabled) model with its processor files and a run summary."""
+        accelerator = self.accelerator
+        accelerator.wait_for_everyone()
+        model = accelerator.unwrap_model(self.model)
+        digests = accelerator.gather_for_metrics([weights_digest(model)], use_gather_object=True)
+        final = self.output_dir / "final"
+        if accelerator.is_main_process:
+            if self.averager is not None:
+                averaged = type(model)(model.config)
+                averaged.load_state_dict(model.state_dict())
+                self.averager.copy_to(averaged)
+                model = averaged
+            model.save_pretrained(final)
+            if self.save_artifacts is not None:
+                self.save_artifacts(final)
+            summary = {
+                "steps": self.state.step,
+                "skipped_nonfinite_steps": self.state.skipped_nonfinite_steps,
+                "data_health": self.data_health.to_dict() if self.data_health is not None else {},
+                "num_processes": accelerator.num_processes,
+                "weights_digest_per_rank": digests,
+                "model_averaging": self.averager is not None,
+                "last_losses": self.history[-1] if self.history else {},
+            }
+            (self.output_dir / "run_summary.json").write_text(json.dumps(summary, indent=1))
+            if self.config.training.push_to_hub:
+                from .release import push_model_folder
+
+                push_model_folder(final, self.config.training.hub_model_id, private=self.config.training.hub_private)
+        accelerator.wait_for_everyone()
+        accelerator.end_training()
+        return final
+
+
+class _null_context:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _read_history(path: Path, up_to_step: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    kept = [record for record in records if record["step"] <= up_to_step]
+    path.write_text("".join(json.dumps(record) + "\n" for record in kept))
+    return kept
+
+
+def finite_or_nan(value: float) -> float:
+    return value if math.isfinite(value) else float("nan")
