@@ -70,12 +70,17 @@ def test_spec_augment_is_reproducible_from_the_generator():
 @pytest.fixture(scope="module")
 def speech_and_noise(data_dir) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
     """Two real utterances padded into one batch, and two real noise recordings, all 16 kHz."""
-    utterances = [decode_waveform(str(data_dir / "an4/wav/fclc" / name)) for name in ("an146-fclc-b.wav", "an147-fclc-b.wav")]
+    utterances = [
+        decode_waveform(str(data_dir / "an4/wav/fclc" / name)) for name in ("an146-fclc-b.wav", "an147-fclc-b.wav")
+    ]
     lengths = torch.tensor([len(u) for u in utterances])
     waveforms = torch.zeros(2, int(lengths.max()))
     for row, utterance in enumerate(utterances):
         waveforms[row, : len(utterance)] = torch.from_numpy(utterance)
-    noises = [torch.from_numpy(decode_waveform(str(data_dir / "sound_events/esc50" / name))) for name in ("3-103051-C-19.wav", "5-156999-C-19.wav")]
+    noises = [
+        torch.from_numpy(decode_waveform(str(data_dir / "sound_events/esc50" / name)))
+        for name in ("3-103051-C-19.wav", "5-156999-C-19.wav")
+    ]
     return waveforms, lengths, noises
 
 
@@ -93,7 +98,10 @@ def test_noise_mixer_hits_the_requested_snr(speech_and_noise):
 def test_noise_mixer_draws_snr_inside_the_range(speech_and_noise):
     waveforms, lengths, noises = speech_and_noise
     mixer = NoiseMixer(noises, snr_db_range=(10.0, 20.0))
-    snrs = [snr_db(waveforms[0, : lengths[0]], mixer(waveforms, lengths, seeded(seed))[0, : lengths[0]]) for seed in range(10)]
+    snrs = [
+        snr_db(waveforms[0, : lengths[0]], mixer(waveforms, lengths, seeded(seed))[0, : lengths[0]])
+        for seed in range(10)
+    ]
     assert all(10.0 - 1e-3 <= value <= 20.0 + 1e-3 for value in snrs)
     assert max(snrs) - min(snrs) > 2.0
 
@@ -130,7 +138,9 @@ def test_undecodable_noise_is_skipped_and_counted(speech_and_noise, tmp_path):
     waveforms, lengths, _ = speech_and_noise
     (tmp_path / "broken.wav").write_bytes(b"RIFF0000WAVE")
     health = DataHealth()
-    mixer = NoiseMixer([{"audio": {"bytes": None, "path": str(tmp_path / "broken.wav")}, "id": "broken"}], health=health)
+    mixer = NoiseMixer(
+        [{"audio": {"bytes": None, "path": str(tmp_path / "broken.wav")}, "id": "broken"}], health=health
+    )
     assert torch.equal(mixer(waveforms, lengths, seeded()), waveforms)
     assert health.counts == {"unreadable": 2} and health.ids("unreadable") == ["broken", "broken"]
 

@@ -5,7 +5,8 @@ import pytest
 import soundfile
 import torch
 
-from processing_mt2kd.data import IGNORE_INDEX, AudioCollator, DataHealth, LabelSet, SpeakerIndex
+from processing_mt2kd.data import IGNORE_INDEX, AudioCollator, DataHealth, LabelSet, SpeakerIndex, SpecAugment
+from processing_mt2kd.feature_extraction_mt2kd import MT2KDFeatureExtractor
 
 AN4_FILES = ["wav/fclc/an146-fclc-b.wav", "wav/fclc/an147-fclc-b.wav"]
 
@@ -82,7 +83,9 @@ def test_task_masks_follow_each_examples_tasks_and_targets(data_dir):
         example(path, "tags", tasks=("tagging",), labels="Speech;Music"),
         example(path, "spk", tasks=("speaker", "distill"), speaker="fclc"),
     ]
-    collator = AudioCollator(label_set=LabelSet(["Speech", "Music", "Dog"]), speaker_index=SpeakerIndex(["fash", "fclc"]))
+    collator = AudioCollator(
+        label_set=LabelSet(["Speech", "Music", "Dog"]), speaker_index=SpeakerIndex(["fash", "fclc"])
+    )
     batch = collator(examples)
     masks = {task: mask.tolist() for task, mask in batch["task_masks"].items()}
     assert masks == {
@@ -113,7 +116,10 @@ def test_feature_extractor_receives_the_clean_waveforms(data_dir):
     def feature_extractor(waveforms, sampling_rate, return_tensors):
         calls.append((waveforms, sampling_rate, return_tensors))
         frames = max(len(w) for w in waveforms) // 160
-        return {"input_features": torch.zeros(len(waveforms), frames, 80), "attention_mask": torch.ones(len(waveforms), frames)}
+        return {
+            "input_features": torch.zeros(len(waveforms), frames, 80),
+            "attention_mask": torch.ones(len(waveforms), frames),
+        }
 
     examples = [example(data_dir / "an4" / path, path, text="x") for path in AN4_FILES]
     batch = AudioCollator(feature_extractor=feature_extractor)(examples)
@@ -135,3 +141,14 @@ def test_embedded_bytes_are_decoded(data_dir):
     audio = {"bytes": (data_dir / "an4" / AN4_FILES[0]).read_bytes(), "path": "an146.wav"}
     batch = AudioCollator(tasks=["distill"])([{"audio": audio, "id": "bytes"}])
     assert batch["waveform_lengths"].item() == soundfile.info(data_dir / "an4" / AN4_FILES[0]).frames
+
+
+def test_model_feature_extractor_output_feeds_spec_augment(data_dir):
+    examples = [example(data_dir / "an4" / path, path, text="x") for path in AN4_FILES]
+    batch = AudioCollator(feature_extractor=MT2KDFeatureExtractor())(examples)
+    assert batch["input_features"].shape[::2] == (2, 80)
+    frames = batch["attention_mask"].sum(dim=1)
+    assert (frames - batch["waveform_lengths"] / 160).abs().max() <= 1  # 10 ms frames
+    augmented = SpecAugment()(batch["input_features"], batch["attention_mask"], torch.Generator().manual_seed(0))
+    padded = ~batch["attention_mask"].bool()
+    assert torch.equal(augmented[padded], batch["input_features"][padded])

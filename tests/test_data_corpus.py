@@ -33,7 +33,10 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
 
 def test_manifest_columns_are_renamed_to_roles_and_paths_resolved(data_dir, tmp_path):
     spec = CorpusSpec(
-        name="an4", source=str(data_dir / "an4/metadata.csv"), columns=AN4_COLUMNS, task="asr+speaker",
+        name="an4",
+        source=str(data_dir / "an4/metadata.csv"),
+        columns=AN4_COLUMNS,
+        task="asr+speaker",
         cache_dir=str(tmp_path / "cache"),
     )
     corpus = load_corpus(spec)
@@ -50,8 +53,12 @@ def test_manifest_columns_are_renamed_to_roles_and_paths_resolved(data_dir, tmp_
 
 def test_duration_filter_drops_and_counts_examples_outside_the_bounds(data_dir, tmp_path):
     spec = CorpusSpec(
-        name="fsdd", source=str(data_dir / "fsdd/metadata.csv"), task="asr", cache_dir=str(tmp_path / "cache"),
-        columns={"audio": "path", "text": "transcript", "duration": "duration_s"}, min_duration_s=0.5,
+        name="fsdd",
+        source=str(data_dir / "fsdd/metadata.csv"),
+        task="asr",
+        cache_dir=str(tmp_path / "cache"),
+        columns={"audio": "path", "text": "transcript", "duration": "duration_s"},
+        min_duration_s=0.5,
         max_duration_s=0.6,
     )
     health = DataHealth()
@@ -68,7 +75,10 @@ def test_duration_filter_drops_and_counts_examples_outside_the_bounds(data_dir, 
 def test_duration_is_measured_when_the_manifest_has_none(data_dir, tmp_path):
     manifest = write_csv(tmp_path / "m.csv", [{"file": "wav/fclc/an146-fclc-b.wav", "words": "x"}])
     spec = CorpusSpec(
-        name="c", source=str(manifest), root=str(data_dir / "an4"), columns={"audio": "file", "text": "words"},
+        name="c",
+        source=str(manifest),
+        root=str(data_dir / "an4"),
+        columns={"audio": "file", "text": "words"},
         cache_dir=str(tmp_path / "cache"),
     )
     assert load_corpus(spec)[0]["duration_s"] == pytest.approx(3.4, abs=0.01)
@@ -76,9 +86,13 @@ def test_duration_is_measured_when_the_manifest_has_none(data_dir, tmp_path):
 
 def test_split_role_keeps_only_the_requested_split(data_dir, tmp_path):
     spec = CorpusSpec(
-        name="fsdd", source=str(data_dir / "fsdd/metadata.csv"), split="test", task="speaker",
+        name="fsdd",
+        source=str(data_dir / "fsdd/metadata.csv"),
+        split="test",
+        task="speaker",
         columns={"audio": "path", "speaker": "speaker", "duration": "duration_s", "split": "split"},
-        min_duration_s=None, cache_dir=str(tmp_path / "cache"),
+        min_duration_s=None,
+        cache_dir=str(tmp_path / "cache"),
     )
     corpus = load_corpus(spec)
     manifest = list(csv.DictReader(open(data_dir / "fsdd/metadata.csv")))
@@ -89,7 +103,13 @@ def test_split_role_keeps_only_the_requested_split(data_dir, tmp_path):
 def test_manifest_entry_escaping_the_root_is_rejected(tmp_path, written):
     (tmp_path / "corpus").mkdir()
     manifest = write_csv(tmp_path / "corpus/m.csv", [{"audio": written, "duration_s": 2.0}])
-    spec = CorpusSpec(name="c", source=str(manifest), task="distill", columns={"audio": "audio", "duration": "duration_s"}, cache_dir=str(tmp_path / "cache"))
+    spec = CorpusSpec(
+        name="c",
+        source=str(manifest),
+        task="distill",
+        columns={"audio": "audio", "duration": "duration_s"},
+        cache_dir=str(tmp_path / "cache"),
+    )
     with pytest.raises(ManifestPathError, match="leaves the corpus root"):
         load_corpus(spec)
 
@@ -98,11 +118,17 @@ def test_absolute_manifest_path_is_rejected_unless_allowed(data_dir, tmp_path):
     absolute = str(data_dir / "an4/wav/fclc/an146-fclc-b.wav")
     manifest = write_csv(tmp_path / "m.csv", [{"audio": absolute, "duration_s": 3.4}])
     columns = {"audio": "audio", "duration": "duration_s"}
-    spec = CorpusSpec(name="c", source=str(manifest), task="distill", columns=columns, cache_dir=str(tmp_path / "cache"))
+    spec = CorpusSpec(
+        name="c", source=str(manifest), task="distill", columns=columns, cache_dir=str(tmp_path / "cache")
+    )
     with pytest.raises(ManifestPathError, match="allow_absolute_paths"):
         load_corpus(spec)
     allowed = CorpusSpec(
-        name="c", source=str(manifest), task="distill", columns=columns, allow_absolute_paths=True,
+        name="c",
+        source=str(manifest),
+        task="distill",
+        columns=columns,
+        allow_absolute_paths=True,
         cache_dir=str(tmp_path / "cache"),
     )
     assert load_corpus(allowed)[0]["audio"]["path"] == absolute
@@ -112,7 +138,9 @@ def test_unreadable_file_without_duration_is_dropped_and_counted(tmp_path):
     (tmp_path / "junk.wav").write_bytes(b"not audio at all")
     manifest = write_csv(tmp_path / "m.csv", [{"audio": "junk.wav"}])
     health = DataHealth()
-    corpus = load_corpus(CorpusSpec(name="c", source=str(manifest), task="distill", cache_dir=str(tmp_path / "cache")), health)
+    corpus = load_corpus(
+        CorpusSpec(name="c", source=str(manifest), task="distill", cache_dir=str(tmp_path / "cache")), health
+    )
     assert len(corpus) == 0
     assert health.counts == {"unreadable": 1}
     assert health.ids("unreadable") == ["c/junk.wav"]
@@ -122,8 +150,12 @@ def test_jsonl_manifest_with_label_lists_loads(data_dir, tmp_path):
     manifest = tmp_path / "tags.jsonl"
     manifest.write_text(json.dumps({"wav": "freesound_ibm/applause.wav", "tags": ["Applause", "Clapping"]}) + "\n")
     spec = CorpusSpec(
-        name="tags", source=str(manifest), root=str(data_dir / "sound_events"), task="tagging",
-        columns={"audio": "wav", "labels": "tags"}, cache_dir=str(tmp_path / "cache"),
+        name="tags",
+        source=str(manifest),
+        root=str(data_dir / "sound_events"),
+        task="tagging",
+        columns={"audio": "wav", "labels": "tags"},
+        cache_dir=str(tmp_path / "cache"),
     )
     example = load_corpus(spec)[0]
     assert example["labels"] == ["Applause", "Clapping"]
@@ -140,22 +172,36 @@ def test_audio_folder_without_metadata_lists_its_audio_files(data_dir, tmp_path)
     assert sorted(corpus["duration_s"]) == pytest.approx([2.0, 3.0])
 
 
-def test_parquet_with_embedded_audio_bytes_keeps_the_bytes(data_dir, tmp_path):
+@pytest.mark.parametrize("streaming", [False, True])
+def test_parquet_with_an_audio_feature_keeps_the_embedded_bytes(data_dir, tmp_path, streaming):
+    """The layout of Hub datasets: an `Audio` column holding each file's bytes."""
     wav_bytes = (data_dir / "an4/wav/fclc/an146-fclc-b.wav").read_bytes()
     audio_type = pa.struct({"bytes": pa.binary(), "path": pa.string()})
-    table = pa.table({"audio": pa.array([{"bytes": wav_bytes, "path": "an146.wav"}], type=audio_type), "sentence": ["x"]})
+    table = pa.table(
+        {"audio": pa.array([{"bytes": wav_bytes, "path": "an146.wav"}], type=audio_type), "sentence": ["x"]}
+    )
     metadata = {"info": {"features": {"audio": {"_type": "Audio"}, "sentence": {"dtype": "string", "_type": "Value"}}}}
     table = table.replace_schema_metadata({"huggingface": json.dumps(metadata)})
     pq.write_table(table, tmp_path / "data.parquet")
-    spec = CorpusSpec(name="p", source=str(tmp_path / "data.parquet"), columns={"audio": "audio", "text": "sentence"}, cache_dir=str(tmp_path / "cache"))
-    example = load_corpus(spec)[0]
+    spec = CorpusSpec(
+        name="p",
+        source=str(tmp_path / "data.parquet"),
+        columns={"audio": "audio", "text": "sentence"},
+        streaming=streaming,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    example = next(iter(load_corpus(spec)))
     assert example["audio"]["bytes"] == wav_bytes
     assert example["duration_s"] == pytest.approx(3.4, abs=0.01)
 
 
 def test_streaming_corpus_filters_lazily_and_counts(data_dir, tmp_path):
     spec = CorpusSpec(
-        name="an4", source=str(data_dir / "an4/metadata.csv"), columns=AN4_COLUMNS, task="asr", streaming=True,
+        name="an4",
+        source=str(data_dir / "an4/metadata.csv"),
+        columns=AN4_COLUMNS,
+        task="asr",
+        streaming=True,
         max_duration_s=3.0,
     )
     health = DataHealth()
@@ -177,7 +223,12 @@ def test_spec_rejects_unknown_task():
 
 
 def test_missing_column_names_the_available_ones(data_dir, tmp_path):
-    spec = CorpusSpec(name="an4", source=str(data_dir / "an4/metadata.csv"), columns={"audio": "path", "text": "sentence"}, cache_dir=str(tmp_path / "cache"))
+    spec = CorpusSpec(
+        name="an4",
+        source=str(data_dir / "an4/metadata.csv"),
+        columns={"audio": "path", "text": "sentence"},
+        cache_dir=str(tmp_path / "cache"),
+    )
     with pytest.raises(ValueError, match="'text': 'sentence'.*transcript"):
         load_corpus(spec)
 
@@ -211,27 +262,42 @@ def test_speaker_index_load_rejects_other_json(tmp_path):
 
 def test_nan_cells_become_missing_values(data_dir, tmp_path):
     spec = CorpusSpec(
-        name="events", source=str(data_dir / "sound_events/metadata.csv"), task="speaker",
-        columns={"audio": "path", "speaker": "speaker", "duration": "duration_s"}, max_duration_s=None,
+        name="events",
+        source=str(data_dir / "sound_events/metadata.csv"),
+        task="speaker",
+        columns={"audio": "path", "speaker": "speaker", "duration": "duration_s"},
+        max_duration_s=None,
         cache_dir=str(tmp_path / "cache"),
     )
     assert set(load_corpus(spec)["speaker"]) == {None}  # the column is empty: pandas reads NaN
 
 
 def test_streaming_corpus_names_a_missing_column_when_read(data_dir):
-    spec = CorpusSpec(name="an4", source=str(data_dir / "an4/metadata.csv"), streaming=True, columns={"audio": "wav"}, task="distill")
+    spec = CorpusSpec(
+        name="an4", source=str(data_dir / "an4/metadata.csv"), streaming=True, columns={"audio": "wav"}, task="distill"
+    )
     with pytest.raises(ValueError, match="columns \\['wav'\\] are not in the source"):
         next(iter(load_corpus(spec)))
 
 
 def test_streaming_corpus_keeps_only_role_columns(data_dir):
-    spec = CorpusSpec(name="an4", source=str(data_dir / "an4/metadata.csv"), streaming=True, columns=AN4_COLUMNS, task="asr")
+    spec = CorpusSpec(
+        name="an4", source=str(data_dir / "an4/metadata.csv"), streaming=True, columns=AN4_COLUMNS, task="asr"
+    )
     assert set(next(iter(load_corpus(spec)))) == {"audio", "id", "duration_s", "text", "speaker"}
 
 
 def test_row_without_an_audio_path_is_dropped_and_counted(data_dir, tmp_path):
-    manifest = write_csv(tmp_path / "m.csv", [{"audio": "", "text": "lost"}, {"audio": "wav/fclc/an146-fclc-b.wav", "text": "kept"}])
+    manifest = write_csv(
+        tmp_path / "m.csv", [{"audio": "", "text": "lost"}, {"audio": "wav/fclc/an146-fclc-b.wav", "text": "kept"}]
+    )
     health = DataHealth()
-    spec = CorpusSpec(name="c", source=str(manifest), root=str(data_dir / "an4"), columns={"audio": "audio", "text": "text"}, cache_dir=str(tmp_path / "cache"))
+    spec = CorpusSpec(
+        name="c",
+        source=str(manifest),
+        root=str(data_dir / "an4"),
+        columns={"audio": "audio", "text": "text"},
+        cache_dir=str(tmp_path / "cache"),
+    )
     assert list(load_corpus(spec, health)["text"]) == ["kept"]
     assert health.counts == {"unreadable": 1} and health.ids("unreadable") == ["c/0"]

@@ -82,7 +82,9 @@ def test_resume_in_a_later_epoch_with_consumed_steps():
 
 
 def test_streaming_sources_mix_and_resume():
-    streams = [[{"id": f"{name}{i}", "duration_s": 1.0 + i % 5} for i in range(n)] for name, n in (("a", 90), ("b", 40))]
+    streams = [
+        [{"id": f"{name}{i}", "duration_s": 1.0 + i % 5} for i in range(n)] for name, n in (("a", 90), ("b", 40))
+    ]
 
     def sampler() -> MixedCorpusSampler:
         batchers = [BufferedBucketBatcher(stream, 12.0, buffer_size=25, seed=1) for stream in streams]
@@ -100,12 +102,21 @@ def test_streaming_sources_mix_and_resume():
 def test_mixture_feeds_a_dataloader_with_task_masks(data_dir, tmp_path):
     cache = str(tmp_path / "cache")
     asr = CorpusSpec(
-        name="an4", source=str(data_dir / "an4/metadata.csv"), task="asr", weight=1.0, cache_dir=cache,
+        name="an4",
+        source=str(data_dir / "an4/metadata.csv"),
+        task="asr",
+        weight=1.0,
+        cache_dir=cache,
         columns={"audio": "path", "text": "transcript", "duration": "duration_s"},
     )
     events = CorpusSpec(
-        name="events", source=str(data_dir / "sound_events/metadata.csv"), task="distill", weight=1.0,
-        columns={"audio": "path", "duration": "duration_s"}, max_duration_s=12.0, cache_dir=cache,
+        name="events",
+        source=str(data_dir / "sound_events/metadata.csv"),
+        task="distill",
+        weight=1.0,
+        columns={"audio": "path", "duration": "duration_s"},
+        max_duration_s=12.0,
+        cache_dir=cache,
     )
     mixture = CorpusMixture([(asr, load_corpus(asr)), (events, load_corpus(events))])
     sampler = MixedCorpusSampler.for_mixture(mixture, max_duration_s=25.0, num_buckets=2, seed=0, steps_per_epoch=4)

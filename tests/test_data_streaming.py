@@ -46,7 +46,9 @@ def test_resume_from_state_dict_continues_exactly(stream):
 
 def test_ranks_shard_the_same_batches_and_run_equal_step_counts(stream):
     whole = ids(list(BufferedBucketBatcher(stream, 15.0, buffer_size=700, seed=2)))
-    ranks = [ids(list(BufferedBucketBatcher(stream, 15.0, buffer_size=700, seed=2, rank=r, world_size=3))) for r in range(3)]
+    ranks = [
+        ids(list(BufferedBucketBatcher(stream, 15.0, buffer_size=700, seed=2, rank=r, world_size=3))) for r in range(3)
+    ]
     assert len({len(batches) for batches in ranks}) == 1
     assert {tuple(b) for batches in ranks for b in batches} == {tuple(b) for b in whole}
 
@@ -61,7 +63,10 @@ def test_next_epoch_reorders_batches(stream):
 
 def test_batches_a_streaming_corpus(data_dir):
     spec = CorpusSpec(
-        name="an4", source=str(data_dir / "an4/metadata.csv"), streaming=True, task="asr",
+        name="an4",
+        source=str(data_dir / "an4/metadata.csv"),
+        streaming=True,
+        task="asr",
         columns={"audio": "path", "text": "transcript", "duration": "duration_s"},
     )
     batches = list(BufferedBucketBatcher(load_corpus(spec), max_duration_s=20.0, buffer_size=16))

@@ -83,7 +83,7 @@ class AudioCollator:
         texts: list[str] = []
         for row, (example, _) in enumerate(kept):
             tasks = self._tasks_of(example)
-            text = example.get("text") or ""
+            text = str(example.get("text") or "")
             texts.append(text)
             task_masks["asr"][row] = "asr" in tasks and bool(text.strip())
             task_masks["tagging"][row] = "tagging" in tasks and self.label_set is not None
@@ -119,7 +119,9 @@ class AudioCollator:
             )
         return tasks
 
-    def _multi_hot(self, kept: list[tuple[dict, np.ndarray]], mask: torch.Tensor, events: list[SkipEvent]) -> torch.Tensor:
+    def _multi_hot(
+        self, kept: list[tuple[dict, np.ndarray]], mask: torch.Tensor, events: list[SkipEvent]
+    ) -> torch.Tensor:
         labels = torch.zeros(len(kept), len(self.label_set), dtype=torch.float32)
         for row, (example, _) in enumerate(kept):
             if not mask[row]:
@@ -129,7 +131,9 @@ class AudioCollator:
             events += [(SkipReason.UNKNOWN_LABEL.value, f"{example.get('id')}: {name}") for name in unknown]
         return labels
 
-    def _speaker_ids(self, kept: list[tuple[dict, np.ndarray]], mask: torch.Tensor, events: list[SkipEvent]) -> torch.Tensor:
+    def _speaker_ids(
+        self, kept: list[tuple[dict, np.ndarray]], mask: torch.Tensor, events: list[SkipEvent]
+    ) -> torch.Tensor:
         speaker_ids = torch.full((len(kept),), IGNORE_INDEX, dtype=torch.int64)
         for row, (example, _) in enumerate(kept):
             if "speaker" not in self._tasks_of(example):

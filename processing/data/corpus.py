@@ -173,7 +173,9 @@ def _load_source(spec: CorpusSpec) -> tuple[Dataset | IterableDataset, str | Non
             str(file.relative_to(path)) for file in path.rglob("*") if file.suffix.lower() in AUDIO_EXTENSIONS
         )
         if not files:
-            raise FileNotFoundError(f"corpus {spec.name!r}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {path}")
+            raise FileNotFoundError(
+                f"corpus {spec.name!r}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {path}"
+            )
         listing = Dataset.from_dict({"audio": files})
         return (listing.to_iterable_dataset() if spec.streaming else listing), root, "folder"
     if suffix in MANIFEST_BUILDERS:
@@ -325,6 +327,6 @@ def _filter_by_duration(dataset: Dataset, spec: CorpusSpec, health: DataHealth |
         return dataset
     if health is not None:
         ids = dataset.select(dropped)["id"]
-        for index, example_id in zip(dropped, ids):
+        for index, example_id in zip(dropped, ids, strict=True):
             health.record(verdicts[index], example_id)
     return dataset.select([index for index, verdict in enumerate(verdicts) if verdict is None])

@@ -21,9 +21,7 @@ class LabelSet:
         if isinstance(names, Mapping):
             expected = set(range(len(names)))
             if set(int(key) for key in names) != expected:
-                raise ValueError(
-                    f"id2label must have the keys 0..{len(names) - 1}; got {sorted(names)[:10]}..."
-                )
+                raise ValueError(f"id2label must have the keys 0..{len(names) - 1}; got {sorted(names)[:10]}...")
             names = [names[key] if key in names else names[str(key)] for key in range(len(names))]
         names = [str(name) for name in names]
         if len(set(names)) != len(names):

@@ -128,7 +128,12 @@ class MixedCorpusSampler:
         """One `DurationBucketSampler` per map-style corpus of `mixture`, weighted by `CorpusSpec.weight`."""
         sources = [
             DurationBucketSampler(
-                mixture.durations(corpus), max_duration_s, num_buckets, seed=seed + corpus, rank=rank, world_size=world_size
+                mixture.durations(corpus),
+                max_duration_s,
+                num_buckets,
+                seed=seed + corpus,
+                rank=rank,
+                world_size=world_size,
             )
             for corpus in range(len(mixture.specs))
         ]
@@ -187,11 +192,10 @@ class MixedCorpusSampler:
         for key in ("seed", "steps_per_epoch"):
             if state[key] != getattr(self, key):
                 raise ValueError(f"cannot resume the mixture: saved {key}={state[key]}, now {getattr(self, key)}")
-        if len(state["sources_at_epoch_start"]) != len(self.sources):
-            raise ValueError(
-                f"cannot resume the mixture: saved {len(state['sources_at_epoch_start'])} corpora, now {len(self.sources)}"
-            )
-        for source, source_state in zip(self.sources, state["sources_at_epoch_start"]):
+        saved_sources = state["sources_at_epoch_start"]
+        if len(saved_sources) != len(self.sources):
+            raise ValueError(f"cannot resume the mixture: saved {len(saved_sources)} corpora, now {len(self.sources)}")
+        for source, source_state in zip(self.sources, saved_sources, strict=True):
             source.load_state_dict(source_state)
         self._epoch_start_states = state["sources_at_epoch_start"]
         self._iterators = {}

@@ -75,7 +75,9 @@ class DurationBucketSampler(Sampler[list[int]]):
             raise ValueError(f"durations must be a non-empty 1-D sequence of seconds; got shape {self.durations.shape}")
         if not np.isfinite(self.durations).all() or (self.durations < 0).any():
             bad = int(np.flatnonzero(~np.isfinite(self.durations) | (self.durations < 0))[0])
-            raise ValueError(f"duration of example {bad} is {self.durations[bad]}; durations must be finite seconds >= 0")
+            raise ValueError(
+                f"duration of example {bad} is {self.durations[bad]}; durations must be finite seconds >= 0"
+            )
         longest = int(np.argmax(self.durations))
         if self.durations[longest] > max_duration_s:
             raise ValueError(

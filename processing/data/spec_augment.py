@@ -65,16 +65,22 @@ class SpecAugment(nn.Module):
         time_masked = self._spans(lengths, time_widths_max, self.num_time_masks, num_frames, generator)
         bins = torch.full_like(lengths, num_bins)
         freq_masked = self._spans(
-            bins, torch.full_like(lengths, min(self.max_freq_mask_bins, num_bins)), self.num_freq_masks, num_bins, generator
+            bins,
+            torch.full_like(lengths, min(self.max_freq_mask_bins, num_bins)),
+            self.num_freq_masks,
+            num_bins,
+            generator,
         )
-        masked = (time_masked.to(features.device)[:, :, None] | freq_masked.to(features.device)[:, None, :])
+        masked = time_masked.to(features.device)[:, :, None] | freq_masked.to(features.device)[:, None, :]
         masked &= valid[:, :, None]
 
         if self.fill == "zero":
             fill = torch.zeros(batch_size, 1, 1, dtype=features.dtype, device=features.device)
         else:
             weights = valid[:, :, None].to(features.dtype)
-            fill = (features * weights).sum(dim=(1, 2), keepdim=True) / (weights.sum(dim=1, keepdim=True) * num_bins).clamp(min=1)
+            fill = (features * weights).sum(dim=(1, 2), keepdim=True) / (
+                weights.sum(dim=1, keepdim=True) * num_bins
+            ).clamp(min=1)
         return torch.where(masked, fill, features)
 
     @staticmethod
@@ -90,5 +96,7 @@ class SpecAugment(nn.Module):
         uniform = torch.rand(batch_size, count, 2, generator=generator)
         widths = (uniform[..., 0] * (max_widths[:, None] + 1).float()).long().clamp(max=max_widths[:, None])
         starts = (uniform[..., 1] * (extents[:, None] - widths + 1).clamp(min=1).float()).long()
-        inside = (positions[None, None, :] >= starts[..., None]) & (positions[None, None, :] < (starts + widths)[..., None])
+        inside = (positions[None, None, :] >= starts[..., None]) & (
+            positions[None, None, :] < (starts + widths)[..., None]
+        )
         return inside.any(dim=1)
