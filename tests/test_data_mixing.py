@@ -66,7 +66,7 @@ def test_resume_from_state_dict_continues_with_the_same_batches():
     assert head + list(resumed) == expected
 
 
-def test_resume_in_a_later_epoch_with_consumed_steps():
+def test_resume_in_a_later_epoch_with_consumed_batches():
     reference = MixedCorpusSampler(synthetic_sources(), [1, 1, 1], seed=3, steps_per_epoch=300)
     list(reference)
     expected_epoch_1 = list(reference)
@@ -77,7 +77,7 @@ def test_resume_in_a_later_epoch_with_consumed_steps():
     for _ in range(40):  # prefetched 40, trained on 30
         next(iterator)
     resumed = MixedCorpusSampler(synthetic_sources(), [1, 1, 1], seed=3, steps_per_epoch=300)
-    resumed.load_state_dict(run.state_dict(consumed_steps=30))
+    resumed.load_state_dict(run.state_dict(consumed_batches=30))
     assert list(resumed) == expected_epoch_1[30:]
 
 

@@ -81,7 +81,7 @@ class MixedCorpusSampler:
     `steps_per_epoch` batches (default: the sum of the sources' lengths). Use it as a DataLoader
     `batch_sampler` over a `CorpusMixture`, or index the mixture with its keys directly.
 
-    Resuming: the state holds the sources' states at the start of the epoch and the step reached;
+    Resuming: the state holds the sources' states at the start of the epoch and `batches_done`;
     `load_state_dict` restores the former and replays the choices up to the latter, so the next
     batches are exactly those that would have followed.
     """
@@ -110,7 +110,7 @@ class MixedCorpusSampler:
         self.seed = seed
         self.steps_per_epoch = int(steps_per_epoch)
         self.epoch = 0
-        self.step = 0
+        self.batches_done = 0
         self._epoch_start_states = [source.state_dict() for source in self.sources]
         self._iterators: dict[int, Iterator[list[Any]]] = {}
 
@@ -148,13 +148,13 @@ class MixedCorpusSampler:
         return self.steps_per_epoch
 
     def __iter__(self) -> Iterator[list[MixedKey]]:
-        if self.step >= self.steps_per_epoch:
+        if self.batches_done >= self.steps_per_epoch:
             self.set_epoch(self.epoch + 1)
         choices = self.choices(self.epoch)
-        while self.step < self.steps_per_epoch:
-            corpus = int(choices[self.step])
+        while self.batches_done < self.steps_per_epoch:
+            corpus = int(choices[self.batches_done])
             batch = self._next_batch(corpus)
-            self.step += 1
+            self.batches_done += 1
             yield [(corpus, item) for item in batch]
 
     def _next_batch(self, corpus: int) -> list[Any]:
@@ -171,24 +171,24 @@ class MixedCorpusSampler:
         """Start `epoch` of the mixture, unless it is the epoch in progress (sources carry on)."""
         if epoch != self.epoch:
             self.epoch = epoch
-            self.step = 0
+            self.batches_done = 0
             self._epoch_start_states = [source.state_dict() for source in self.sources]
 
-    def state_dict(self, consumed_steps: int | None = None) -> dict[str, Any]:
-        """The position to resume from; `consumed_steps` as in `DurationBucketSampler.state_dict`."""
-        step = self.step if consumed_steps is None else consumed_steps
-        if not 0 <= step <= self.steps_per_epoch:
-            raise ValueError(f"consumed_steps must be in [0, {self.steps_per_epoch}]; got {step}")
+    def state_dict(self, consumed_batches: int | None = None) -> dict[str, Any]:
+        """The position to resume from; `consumed_batches` as in `DurationBucketSampler.state_dict`."""
+        batches_done = self.batches_done if consumed_batches is None else consumed_batches
+        if not 0 <= batches_done <= self.steps_per_epoch:
+            raise ValueError(f"consumed_batches must be in [0, {self.steps_per_epoch}]; got {batches_done}")
         return {
             "epoch": self.epoch,
-            "step": step,
+            "batches_done": batches_done,
             "seed": self.seed,
             "steps_per_epoch": self.steps_per_epoch,
             "sources_at_epoch_start": self._epoch_start_states,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the sources as at the saved epoch's start, then replay its first `step` batches."""
+        """Restore the sources as at the saved epoch's start, then replay its first `batches_done` batches."""
         for key in ("seed", "steps_per_epoch"):
             if state[key] != getattr(self, key):
                 raise ValueError(f"cannot resume the mixture: saved {key}={state[key]}, now {getattr(self, key)}")
@@ -200,8 +200,8 @@ class MixedCorpusSampler:
         self._epoch_start_states = state["sources_at_epoch_start"]
         self._iterators = {}
         self.epoch = int(state["epoch"])
-        self.step = 0
+        self.batches_done = 0
         choices = self.choices(self.epoch)
-        for step in range(int(state["step"])):
+        for step in range(int(state["batches_done"])):
             self._next_batch(int(choices[step]))
-        self.step = int(state["step"])
+        self.batches_done = int(state["batches_done"])
