@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -55,7 +54,7 @@ def weights_digest(model: torch.nn.Module) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -78,8 +77,10 @@ class Trainer:
         model: an MT2KD model whose forward returns an output with `loss` and `*_loss` fields.
         make_inputs: `(batch dict, batch_count) -> model keyword arguments` (features,
             augmentation, teacher targets, labels).
-        train_dataset, train_sampler, collate_fn: map-style dataset, batch sampler with
-            `state_dict(consumed_batches)`/`load_state_dict`/`set_epoch`, and the collator.
+        train_dataset, train_sampler, collate_fn: map-style dataset, batch sampler (with `epoch`,
+            `state_dict`/`load_state_dict`), and the collator. The sampler's position is exact
+            with `data.num_workers=0`; with workers it runs ahead by the prefetched batches, which
+            a resumed run then skips.
         valid_batches: callable returning an iterable of validation batches, or None.
         data_health: object with `record_events` / `to_dict` (the corpus health counters).
         save_artifacts: `(folder) -> None` writes the processor files next to a saved model.
@@ -138,9 +139,6 @@ class Trainer:
                     self.data_health.record_events(batch["health_events"])
                 yield batch
 
-    def _consumed_batches(self) -> int:
-        return self.sampler.state_dict(consumed_batches=self._batches_used_in_epoch)["batches_done"]
-
     # --------------------------------------------------------------------------------- resume
     def resume(self, checkpoint: str | Path) -> None:
         """Restore everything saved by `save_checkpoint` (use the run's own config and data)."""
@@ -165,7 +163,7 @@ class Trainer:
         if accelerator.is_main_process and temporary.exists():
             shutil.rmtree(temporary)
         accelerator.wait_for_everyone()
-        self.state.sampler = self.sampler.state_dict(consumed_batches=self._batches_used_in_epoch)
+        self.state.sampler = self.sampler.state_dict()
         if self.data_health is not None:
             self.state.data_health = self.data_health.to_dict()
         accelerator.save_state(str(temporary))
@@ -208,7 +206,6 @@ class Trainer:
         self.model.train()
         for micro_step in range(accumulation):
             batch = next(batches)
-            self._batches_used_in_epoch = self.sampler.batches_done if self.config.data.num_workers == 0 else self._batches_used_in_epoch + 1
             context = self.accelerator.no_sync(self.model) if micro_step < accumulation - 1 else _null_context()
             with context:
                 outputs = self._forward(batch)
@@ -260,10 +257,8 @@ class Trainer:
         """Run to `max_steps`; returns the final model folder (`output_dir/final`)."""
         options = self.config.training
         accelerator = self.accelerator
-        self._batches_used_in_epoch = 0
         if resume_from is not None:
             self.resume(resume_from)
-        self._batches_used_in_epoch = self.sampler.batches_done
         accelerator.init_trackers("tensorboard")
         batches = self._batches()
         progress = tqdm(
@@ -274,7 +269,6 @@ class Trainer:
             losses = self.train_step(batches)
             if self.sampler.epoch != epoch:
                 epoch = self.sampler.epoch
-                self._batches_used_in_epoch = self.sampler.batches_done
                 self.scheduler.step_epoch(epoch)
             progress.update(1)
             step = self.state.step
@@ -352,5 +346,3 @@ def _read_history(path: Path, up_to_step: int) -> list[dict]:
     return kept
 
 
-def finite_or_nan(value: float) -> float:
-    return value if math.isfinite(value) else float("nan")
