@@ -20,7 +20,6 @@ if __package__ in (None, ""):  # run as a file (accelerate launch training/kd.py
     __package__ = "training_mt2kd"  # noqa: A001
 
 import torch
-from accelerate import PartialState
 from accelerate.utils import set_seed
 
 from modeling_mt2kd import MT2KDForDistillation
@@ -28,7 +27,7 @@ from modeling_mt2kd import MT2KDForDistillation
 from .config import RunConfig, build_argument_parser, load_run_config
 from .loop import Trainer
 from .model_setup import build_model_config
-from .stage_data import StudentFeatures, build_training_data, placeholder_batch
+from .stage_data import StudentFeatures, build_training_data, placeholder_batch, process_state
 from .target_cache import TargetCache, TargetCacheWriter, compute_targets, extract_targets
 from .teachers import Teacher, load_teacher
 
@@ -68,7 +67,7 @@ def teacher_facts(teachers: list[Teacher], device: torch.device, frames_per_fram
 
 def fill_target_cache(cache_dir: str, teachers: list[Teacher], data, device: torch.device) -> TargetCache:
     """Extract the targets of every training utterance not yet cached (each process its own shard)."""
-    state = PartialState()
+    state = process_state()
     with TargetCacheWriter(cache_dir, rank=state.process_index) as writer:
         def batches():
             for corpus, dataset in enumerate(data.mixture.datasets):
@@ -87,7 +86,7 @@ def main(argv: list[str] | None = None) -> Path:
     args = build_argument_parser(__doc__).parse_args(argv)
     config = load_run_config(args)
     set_seed(config.training.seed)
-    device = PartialState().device
+    device = process_state().device
 
     base_config = build_model_config(config.model)
     label_names = [base_config.id2label[i] for i in range(base_config.num_labels)]

@@ -50,9 +50,10 @@ class NonFiniteTrainingError(RuntimeError):
 
 
 def weights_digest(model: torch.nn.Module) -> str:
-    """SHA-256 of every parameter and buffer, to compare replicas bit for bit."""
+    """SHA-256 of every parameter, to compare replicas bit for bit. (Buffers such as BatchNorm
+    running statistics are rank-local between forward passes under DDP; rank 0's are saved.)"""
     digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
+    for name, tensor in sorted(model.named_parameters()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
@@ -133,6 +134,9 @@ class Trainer:
                 batch_sampler=self.sampler,
                 collate_fn=self.collate_fn,
                 num_workers=self.config.data.num_workers,
+                # Its own generator: creating the iterator must not draw from the global RNG,
+                # whose state checkpoints restore.
+                generator=torch.Generator().manual_seed(self.config.training.seed),
             )
             for batch in loader:
                 if self.data_health is not None and batch.get("health_events"):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 
 from processing_mt2kd import MT2KDFeatureExtractor
 from processing_mt2kd.data import (
@@ -24,6 +25,13 @@ from processing_mt2kd.data import (
 )
 
 from .config import RunConfig, corpus_options
+
+
+def process_state() -> PartialState:
+    """This process' rank, world size and device. Honours ACCELERATE_USE_CPU, as `Accelerator`
+    does (a bare `PartialState()` would not, and a CPU multi-process launch would then run as N
+    independent single-process runs)."""
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
 
 
 def corpus_spec(values: dict, config: RunConfig) -> CorpusSpec:
@@ -77,7 +85,7 @@ def build_training_data(
     config: RunConfig, label_names: Sequence[str], speaker_index: SpeakerIndex | None = None
 ) -> TrainingData:
     """Training mixture and sampler (sharded by this process' rank), collator and validation batches."""
-    state = PartialState()
+    state = process_state()
     health = DataHealth()
     mixture = load_mixture(config.data.train, config, health)
     sampler = MixedCorpusSampler.for_mixture(
