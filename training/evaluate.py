@@ -512,7 +512,7 @@ def embed_examples(
     embeddings: dict[str, torch.Tensor] = {}
     for batch in batches_by_duration(model, examples, "speaker", batch_duration_s, num_workers, description=description):
         outputs = model.run(batch["input_features"], batch["attention_mask"])
-        embeddings.update(zip(batch["ids"][::-1], outputs.speaker_embeddings.float().cpu()))
+        embeddings.update(zip(batch["ids"], outputs.speaker_embeddings.float().cpu()))
     return embeddings
 
 
