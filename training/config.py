@@ -28,6 +28,9 @@ def option(default: Any, help: str, **kwargs) -> Any:  # noqa: A002 - mirrors ar
 class ModelOptions:
     preset: str = option("mt2kd-tiny", "MT2KD config preset (mt2kd-66m, mt2kd-tiny) or path to a config.json.")
     overrides: dict = option({}, "MT2KDConfig fields to override, e.g. {num_speakers: 1211}.")
+    tokenizer: str | None = option(
+        None, "Stage 2: tokenizer folder or icefall lang folder with bpe.model (None = train BPE on the ASR text)."
+    )
     init_from: str | None = option(
         None, "Stage 2: stage-1 model folder whose encoder, tagging and speaker heads carry over (None = from scratch)."
     )

@@ -63,13 +63,9 @@ def load_mixture(entries: Sequence[dict], config: RunConfig, health: DataHealth)
     return CorpusMixture(corpora)
 
 
-def speaker_index_for(mixture: CorpusMixture) -> SpeakerIndex:
-    """Speakers of the corpora that train the speaker task (sorted names → classes)."""
-    names = []
-    for spec, dataset in zip(mixture.specs, mixture.datasets):
-        if "speaker" in spec.tasks:
-            names += list(dataset["speaker"])
-    return SpeakerIndex.from_names(names)
+def task_column(mixture: CorpusMixture, task: str, column: str) -> list:
+    """All values of `column` in the corpora that train `task` (e.g. transcripts, speakers)."""
+    return [value for spec, dataset in zip(mixture.specs, mixture.datasets) if task in spec.tasks for value in dataset[column]]
 
 
 @dataclass
@@ -82,12 +78,17 @@ class TrainingData:
 
 
 def build_training_data(
-    config: RunConfig, label_names: Sequence[str], speaker_index: SpeakerIndex | None = None
+    config: RunConfig,
+    label_names: Sequence[str],
+    speaker_index: SpeakerIndex | None = None,
+    mixture: CorpusMixture | None = None,
+    health: DataHealth | None = None,
 ) -> TrainingData:
-    """Training mixture and sampler (sharded by this process' rank), collator and validation batches."""
+    """Training mixture (loaded unless given) and sampler (sharded by this process' rank),
+    collator and validation batches."""
     state = process_state()
-    health = DataHealth()
-    mixture = load_mixture(config.data.train, config, health)
+    health = health if health is not None else DataHealth()
+    mixture = mixture if mixture is not None else load_mixture(config.data.train, config, health)
     sampler = MixedCorpusSampler.for_mixture(
         mixture,
         config.data.max_batch_duration_s,
