@@ -30,6 +30,7 @@ from training_mt2kd.evaluate import (
     evaluate_tagging,
     evaluation_config_from_dict,
     load_evaluation_config,
+    main,
     run_evaluations,
     transcribe_corpus,
 )
@@ -152,8 +153,15 @@ def test_wer_of_scripted_ctc_hypotheses_counts_one_substitution_deletion_and_ins
     }
     assert len(outputs) == len(hypotheses), "the utterances must differ in length to be told apart"
     model, _ = scripted_model(monkeypatch, feature_extractor, tokenizer, outputs_by_frames=outputs)
-    spec = AsrSpec(task="asr", dataset="an4", split="all", source=an4_manifest(tmp_path), root=str(data_dir / "an4"),
-                   columns={"audio": "path", "text": "transcript"}, decoding=["ctc_greedy"])
+    spec = AsrSpec(
+        task="asr",
+        dataset="an4",
+        split="all",
+        source=an4_manifest(tmp_path),
+        root=str(data_dir / "an4"),
+        columns={"audio": "path", "text": "transcript"},
+        decoding=["ctc_greedy"],
+    )
 
     [result] = evaluate_asr(model, spec, batch_duration_s=batch_duration_s)
 
@@ -180,9 +188,16 @@ def test_map_of_scripted_tag_scores_averages_the_classes_that_have_positives(
     }
     assert len(outputs) == len(clips)
     model, _ = scripted_model(monkeypatch, feature_extractor, id2label=labels, outputs_by_frames=outputs)
-    manifest = write_manifest(tmp_path / "tags.csv", [{"path": path, "label": label} for path, (label, _) in clips.items()])
-    spec = TaggingSpec(task="tagging", dataset="sound_events", source=manifest, root=str(data_dir / "sound_events"),
-                       columns={"audio": "path", "labels": "label"})
+    manifest = write_manifest(
+        tmp_path / "tags.csv", [{"path": path, "label": label} for path, (label, _) in clips.items()]
+    )
+    spec = TaggingSpec(
+        task="tagging",
+        dataset="sound_events",
+        source=manifest,
+        root=str(data_dir / "sound_events"),
+        columns={"audio": "path", "labels": "label"},
+    )
 
     [result] = evaluate_tagging(model, spec, batch_duration_s=12.0)
 
@@ -191,13 +206,20 @@ def test_map_of_scripted_tag_scores_averages_the_classes_that_have_positives(
     assert result["num_examples"] == 4 and result["metric"] == "map"
 
 
-def test_tag_names_missing_from_the_models_labels_stop_the_evaluation(monkeypatch, tmp_path, data_dir, feature_extractor):
+def test_tag_names_missing_from_the_models_labels_stop_the_evaluation(
+    monkeypatch, tmp_path, data_dir, feature_extractor
+):
     path = "esc50/3-103051-C-19.wav"
     outputs = {fbank_frames(data_dir / "sound_events" / path, feature_extractor): {"tagging_logits": torch.zeros(2)}}
     model, _ = scripted_model(monkeypatch, feature_extractor, id2label=["Music", "Bird"], outputs_by_frames=outputs)
     manifest = write_manifest(tmp_path / "tags.csv", [{"path": path, "label": "Thunderstorm"}])
-    spec = TaggingSpec(task="tagging", dataset="sound_events", source=manifest, root=str(data_dir / "sound_events"),
-                       columns={"audio": "path", "labels": "label"})
+    spec = TaggingSpec(
+        task="tagging",
+        dataset="sound_events",
+        source=manifest,
+        root=str(data_dir / "sound_events"),
+        columns={"audio": "path", "labels": "label"},
+    )
     with pytest.raises(UnusableExampleError, match="Thunderstorm"):
         evaluate_tagging(model, spec)
 
@@ -215,7 +237,9 @@ def test_eer_and_min_dcf_of_scripted_embeddings_on_a_voxceleb_order_trial_list(
     }
     outputs = {
         fbank_frames(data_dir / "fsdd" / path, feature_extractor): {
-            "speaker_embeddings": torch.tensor([np.cos(np.radians(angle)), np.sin(np.radians(angle))], dtype=torch.float32)
+            "speaker_embeddings": torch.tensor(
+                [np.cos(np.radians(angle)), np.sin(np.radians(angle))], dtype=torch.float32
+            )
         }
         for path, angle in angles_deg.items()
     }
@@ -243,17 +267,29 @@ def test_eer_and_min_dcf_of_scripted_embeddings_on_a_voxceleb_order_trial_list(
 
 
 def test_speaker_corpus_without_trial_list_scores_every_pair_once(monkeypatch, tmp_path, data_dir, feature_extractor):
-    speakers = {"recordings/0_george_0.wav": "george", "recordings/1_george_0.wav": "george",
-                "recordings/0_jackson_0.wav": "jackson", "recordings/1_jackson_0.wav": "jackson"}
+    speakers = {
+        "recordings/0_george_0.wav": "george",
+        "recordings/1_george_0.wav": "george",
+        "recordings/0_jackson_0.wav": "jackson",
+        "recordings/1_jackson_0.wav": "jackson",
+    }
     embeddings = {"george": [1.0, 0.0], "jackson": [0.0, 1.0]}
     outputs = {
-        fbank_frames(data_dir / "fsdd" / path, feature_extractor): {"speaker_embeddings": torch.tensor(embeddings[speaker])}
+        fbank_frames(data_dir / "fsdd" / path, feature_extractor): {
+            "speaker_embeddings": torch.tensor(embeddings[speaker])
+        }
         for path, speaker in speakers.items()
     }
     model, _ = scripted_model(monkeypatch, feature_extractor, outputs_by_frames=outputs)
     manifest = write_manifest(tmp_path / "fsdd.csv", [{"path": p, "speaker": s} for p, s in speakers.items()])
-    spec = SpeakerSpec(task="speaker", dataset="fsdd", source=manifest, root=str(data_dir / "fsdd"),
-                       columns={"audio": "path", "speaker": "speaker"}, p_targets=[0.01])
+    spec = SpeakerSpec(
+        task="speaker",
+        dataset="fsdd",
+        source=manifest,
+        root=str(data_dir / "fsdd"),
+        columns={"audio": "path", "speaker": "speaker"},
+        p_targets=[0.01],
+    )
 
     eer, dcf = evaluate_speaker(model, spec)
 
@@ -277,8 +313,13 @@ def test_batched_transducer_hypotheses_match_generate_on_each_utterance(
     tmp_path, data_dir, tokenizer, feature_extractor, random_multitask
 ):
     model = EvaluatedModel(random_multitask, feature_extractor, tokenizer)
-    spec = AsrSpec(task="asr", dataset="an4", source=an4_manifest(tmp_path), root=str(data_dir / "an4"),
-                   columns={"audio": "path", "text": "transcript"})
+    spec = AsrSpec(
+        task="asr",
+        dataset="an4",
+        source=an4_manifest(tmp_path),
+        root=str(data_dir / "an4"),
+        columns={"audio": "path", "text": "transcript"},
+    )
     methods = ["greedy_search", "modified_beam_search"]
 
     references, hypotheses = transcribe_corpus(model, load_corpus(spec.corpus_spec()), methods, beam_size=3)
@@ -307,8 +348,14 @@ def test_single_head_ctc_folder_loads_its_class_and_decodes_like_the_multitask_m
 ):
     multitask_dir = save_model_folder(random_multitask, tmp_path / "multitask", tokenizer)
     ctc_dir = save_model_folder(MT2KDForCTC.from_pretrained(multitask_dir), tmp_path / "ctc", tokenizer)
-    spec = AsrSpec(task="asr", dataset="an4", source=an4_manifest(tmp_path), root=str(data_dir / "an4"),
-                   columns={"audio": "path", "text": "transcript"}, decoding=["ctc_greedy"])
+    spec = AsrSpec(
+        task="asr",
+        dataset="an4",
+        source=an4_manifest(tmp_path),
+        root=str(data_dir / "an4"),
+        columns={"audio": "path", "text": "transcript"},
+        decoding=["ctc_greedy"],
+    )
 
     multitask = EvaluatedModel.from_folder(multitask_dir)
     ctc = EvaluatedModel.from_folder(ctc_dir)
@@ -322,20 +369,29 @@ def test_tasks_without_a_head_are_refused_before_any_data_is_read(tmp_path, feat
     torch.manual_seed(0)
     model = EvaluatedModel(MT2KDForXVector(MT2KDConfig.from_preset("mt2kd-tiny")), feature_extractor)
     config = EvaluationConfig([AsrSpec(task="asr", dataset="openslr/librispeech_asr")])
-    with pytest.raises(ValueError, match=r"MT2KDForXVector has no head for \['asr'\]"):
+    with pytest.raises(ValueError, match=r"the MT2KDForXVector has no head for 'asr' \(it evaluates \['speaker'\]\)"):
         run_evaluations(model, config)
 
 
 def test_cli_writes_results_json_in_the_agreed_schema(tmp_path, data_dir, tokenizer, random_multitask):
     model_dir = save_model_folder(random_multitask, tmp_path / "model", tokenizer)
-    tags = write_manifest(tmp_path / "tags.csv", [
-        {"path": "esc50/3-103051-C-19.wav", "label": "Thunderstorm"},
-        {"path": "librosa/456440__inspectorj__bird-whistling-robin-single-13.hq.ogg", "label": "Bird"},
-    ])
-    files = ["recordings/0_george_0.wav", "recordings/1_george_1.wav", "recordings/0_jackson_0.wav",
-             "recordings/1_jackson_1.wav", "recordings/0_lucas_0.wav"]
-    trial_lines = [f"{1 if a.split('_')[1] == b.split('_')[1] else 0} {a} {b}"
-                   for i, a in enumerate(files) for b in files[i + 1:]]
+    write_manifest(
+        tmp_path / "tags.csv",
+        [
+            {"path": "esc50/3-103051-C-19.wav", "label": "Thunderstorm"},
+            {"path": "librosa/456440__inspectorj__bird-whistling-robin-single-13.hq.ogg", "label": "Bird"},
+        ],
+    )
+    files = [
+        "recordings/0_george_0.wav",
+        "recordings/1_george_1.wav",
+        "recordings/0_jackson_0.wav",
+        "recordings/1_jackson_1.wav",
+        "recordings/0_lucas_0.wav",
+    ]
+    trial_lines = [
+        f"{1 if a.split('_')[1] == b.split('_')[1] else 0} {a} {b}" for i, a in enumerate(files) for b in files[i + 1 :]
+    ]
     (tmp_path / "trials.txt").write_text("\n".join(trial_lines) + "\n")
     config = tmp_path / "eval.yaml"
     config.write_text(f"""
@@ -352,18 +408,40 @@ evaluations:
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "HF_DATASETS_CACHE": str(tmp_path / "hf_datasets")}
 
     completed = subprocess.run(
-        [sys.executable, "training/evaluate.py", "--model", str(model_dir), "--config", str(config),
-         "--output", str(output), "--device", "cpu", "--batch_duration_s", "8"],
-        cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "training/evaluate.py",
+            "--model",
+            str(model_dir),
+            "--config",
+            str(config),
+            "--output",
+            str(output),
+            "--device",
+            "cpu",
+            "--batch_duration_s",
+            "8",
+        ],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads(output.read_text())
     assert set(results) == {"model", "results"} and results["model"] == str(model_dir)
-    assert [(entry["task"], entry["metric"], entry.get("decoding"), entry.get("p_target")) for entry in results["results"]] == [
-        ("asr", "wer", "ctc_greedy", None), ("asr", "wer", "greedy_search", None),
-        ("asr", "wer", "modified_beam_search", None), ("tagging", "map", None, None), ("speaker", "eer", None, None),
-        ("speaker", "min_dcf", None, 0.01), ("speaker", "min_dcf", None, 0.05),
+    assert [
+        (entry["task"], entry["metric"], entry.get("decoding"), entry.get("p_target")) for entry in results["results"]
+    ] == [
+        ("asr", "wer", "ctc_greedy", None),
+        ("asr", "wer", "greedy_search", None),
+        ("asr", "wer", "modified_beam_search", None),
+        ("tagging", "map", None, None),
+        ("speaker", "eer", None, None),
+        ("speaker", "min_dcf", None, 0.01),
+        ("speaker", "min_dcf", None, 0.05),
     ]
     for entry in results["results"]:
         assert list(entry) == RESULT_KEYS[entry["metric"]]
@@ -404,9 +482,21 @@ def test_paper_config_names_the_hub_sets_and_needs_the_voxceleb_folder(monkeypat
 @pytest.mark.parametrize(
     "entry, error, message",
     [
-        ({"task": "translation", "dataset": "x"}, ValueError, r"task 'translation' is not one of \['asr', 'tagging', 'speaker'\]"),
-        ({"task": "asr", "dataset": "an4", "source": "missing.csv"}, FileNotFoundError, r"evaluations\[0\]\.source: .*missing\.csv does not exist"),
-        ({"task": "asr", "dataset": "x", "decoding": ["beam"]}, ValueError, r"decoding: \['beam'\] must be a list drawn from"),
+        (
+            {"task": "translation", "dataset": "x"},
+            ValueError,
+            r"task 'translation' is not one of \['asr', 'tagging', 'speaker'\]",
+        ),
+        (
+            {"task": "asr", "dataset": "an4", "source": "missing.csv"},
+            FileNotFoundError,
+            r"evaluations\[0\]\.source: .*missing\.csv does not exist",
+        ),
+        (
+            {"task": "asr", "dataset": "x", "decoding": ["beam"]},
+            ValueError,
+            r"decoding: \['beam'\] must be a list drawn from",
+        ),
         ({"task": "asr", "dataset": "x", "trials": "t.txt"}, ValueError, r"unknown keys \['trials'\]"),
         ({"task": "tagging"}, ValueError, "'dataset' .* is required"),
         ({"task": "speaker", "dataset": "x", "p_targets": [5]}, ValueError, r"p_targets must be .* in \(0, 1\)"),
@@ -416,6 +506,16 @@ def test_paper_config_names_the_hub_sets_and_needs_the_voxceleb_folder(monkeypat
 def test_bad_entries_are_rejected_with_the_key_and_the_fix(tmp_path, entry, error, message):
     with pytest.raises(error, match=message):
         evaluation_config_from_dict({"evaluations": [entry]}, tmp_path, where="eval.yaml")
+
+
+def test_cli_reports_a_bad_config_as_a_usage_error(tmp_path, capsys):
+    config = tmp_path / "eval.yaml"
+    config.write_text("evaluations:\n  - {task: diarization, dataset: x}\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(tmp_path), "--config", str(config), "--output", str(tmp_path / "results.json")])
+    assert exit_info.value.code == 2
+    assert "task 'diarization' is not one of ['asr', 'tagging', 'speaker']" in capsys.readouterr().err
+    assert not (tmp_path / "results.json").exists()
 
 
 def test_a_missing_config_file_or_unset_variable_is_named(tmp_path, monkeypatch):

@@ -124,12 +124,19 @@ class EvaluationSpec:
         )
 
     def result(
-        self, metric: str, value: float, decoding: str | None = None, p_target: float | None = None,
+        self,
+        metric: str,
+        value: float,
+        decoding: str | None = None,
+        p_target: float | None = None,
         num_examples: int | None = None,
     ) -> dict[str, Any]:
         """One entry of the output's `results`, keys in the agreed order; None details are left out."""
         entry: dict[str, Any] = {
-            "task": self.task, "dataset": self.dataset, "dataset_config": self.dataset_config, "split": self.split,
+            "task": self.task,
+            "dataset": self.dataset,
+            "dataset_config": self.dataset_config,
+            "split": self.split,
         }
         if decoding is not None:
             entry["decoding"] = decoding
@@ -210,7 +217,9 @@ def load_evaluation_config(path: str | os.PathLike) -> EvaluationConfig:
     """Read and check an evaluation YAML file (format in the module docstring)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"evaluation config {path} does not exist; pass a YAML file such as training/configs/eval_tiny.yaml")
+        raise FileNotFoundError(
+            f"evaluation config {path} does not exist; pass a YAML file such as training/configs/eval_tiny.yaml"
+        )
     values = yaml.safe_load(path.read_text(encoding="utf-8"))
     return evaluation_config_from_dict(values, path.resolve().parent, where=str(path))
 
@@ -223,7 +232,9 @@ def evaluation_config_from_dict(values: Any, config_dir: Path, where: str = "con
     entries = values.get("evaluations")
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"{where}: 'evaluations' must be a non-empty list of {{task, dataset, ...}} entries")
-    specs = [_spec_from_dict(entry, config_dir, f"{where}: evaluations[{index}]") for index, entry in enumerate(entries)]
+    specs = [
+        _spec_from_dict(entry, config_dir, f"{where}: evaluations[{index}]") for index, entry in enumerate(entries)
+    ]
     config = EvaluationConfig(
         specs,
         batch_duration_s=float(values.get("batch_duration_s", EvaluationConfig.batch_duration_s)),
@@ -258,8 +269,7 @@ def _spec_from_dict(entry: Any, config_dir: Path, where: str) -> EvaluationSpec:
         raise ValueError(f"{where}.columns: expected a mapping role -> column name; got {values['columns']!r}")
     spec = spec_class(**{key: value for key, value in values.items() if value is not None})
     if isinstance(spec, AsrSpec):
-        unknown = [method for method in spec.decoding if method not in DECODING_METHODS]
-        if unknown or not isinstance(spec.decoding, list):
+        if not isinstance(spec.decoding, list) or any(method not in DECODING_METHODS for method in spec.decoding):
             raise ValueError(f"{where}.decoding: {spec.decoding!r} must be a list drawn from {list(DECODING_METHODS)}")
         if not (isinstance(spec.beam_size, int) and spec.beam_size >= 1):
             raise ValueError(f"{where}.beam_size must be a positive integer; got {spec.beam_size!r}")
@@ -268,8 +278,11 @@ def _spec_from_dict(entry: Any, config_dir: Path, where: str) -> EvaluationSpec:
             raise ValueError(
                 f"{where}: give either 'trials' (with 'root') or a 'source' corpus with a speaker column, not both"
             )
-        bad = [p for p in spec.p_targets if not (isinstance(p, (int, float)) and 0 < p < 1)]
-        if bad or not spec.p_targets:
+        if (
+            not isinstance(spec.p_targets, list)
+            or not spec.p_targets
+            or any(not (isinstance(p_target, (int, float)) and 0 < p_target < 1) for p_target in spec.p_targets)
+        ):
             raise ValueError(f"{where}.p_targets must be a non-empty list of numbers in (0, 1); got {spec.p_targets!r}")
     if not (isinstance(spec, SpeakerSpec) and spec.trials is not None):
         spec.corpus_spec()  # checks columns and roles now rather than after loading a model
@@ -363,6 +376,30 @@ class EvaluatedModel:
         }
         return tuple(task for task in TASKS if has_head[task])
 
+    def asr_decoding(self, spec: AsrSpec) -> list[str]:
+        """The methods `spec` decodes with: its `decoding`, else this model's greedy methods."""
+        return spec.decoding or [method for method in self.decoding_methods if method != "modified_beam_search"]
+
+    def check_can_evaluate(self, spec: EvaluationSpec) -> None:
+        """Raise a ValueError naming what `spec` needs and this model lacks: a head, a decoding, the tokenizer."""
+        name = type(self.model).__name__
+        if spec.task not in self.tasks:
+            raise ValueError(
+                f"{spec.task} on {spec.dataset}: the {name} has no head for {spec.task!r} (it evaluates "
+                f"{list(self.tasks)}); remove the entry or evaluate a model that has the head"
+            )
+        if isinstance(spec, AsrSpec):
+            unsupported = [method for method in self.asr_decoding(spec) if method not in self.decoding_methods]
+            if unsupported:
+                raise ValueError(
+                    f"asr on {spec.dataset}: the {name} cannot decode with {unsupported}; it supports "
+                    f"{list(self.decoding_methods)}"
+                )
+            if self.tokenizer is None:
+                raise ValueError(
+                    f"asr on {spec.dataset}: the model has no tokenizer; save it (bpe.model) in the model folder"
+                )
+
     @torch.inference_mode()
     def run(self, input_features: torch.Tensor, attention_mask: torch.Tensor) -> HeadOutputs:
         """One encoder pass over (batch, frames, 80) fbank with its (batch, frames) mask."""
@@ -391,8 +428,6 @@ class EvaluatedModel:
     @torch.inference_mode()
     def transcribe(self, outputs: HeadOutputs, decoding: str, beam_size: int = 4) -> list[str]:
         """Transcripts of a batch decoded with `decoding` (one of DECODING_METHODS)."""
-        if self.tokenizer is None:
-            raise ValueError("the model folder holds no tokenizer (bpe.model); ASR evaluation needs it")
         if decoding == CTC_DECODING:
             decoded = ctc_greedy_decode(outputs.ctc_logits, outputs.frame_lengths, self.model.config.blank_id)
         else:
@@ -449,8 +484,8 @@ def batches_by_duration(
         if batch["health_events"]:
             events = ", ".join(f"{example_id} ({reason})" for reason, example_id in batch["health_events"][:5])
             raise UnusableExampleError(
-                f"{description or task}: {len(batch['health_events'])} example(s) cannot be scored as written: {events}. "
-                "Fix or remove them (tag names must be the model's id2label names)"
+                f"{description or task}: {len(batch['health_events'])} example(s) cannot be scored as written: "
+                f"{events}. Fix or remove them (tag names must be the model's id2label names)"
             )
         yield batch
 
@@ -510,9 +545,11 @@ def embed_examples(
 ) -> dict[str, torch.Tensor]:
     """Speaker embedding (speaker_embedding_dim,) of each example, by example id."""
     embeddings: dict[str, torch.Tensor] = {}
-    for batch in batches_by_duration(model, examples, "speaker", batch_duration_s, num_workers, description=description):
+    for batch in batches_by_duration(
+        model, examples, "speaker", batch_duration_s, num_workers, description=description
+    ):
         outputs = model.run(batch["input_features"], batch["attention_mask"])
-        embeddings.update(zip(batch["ids"], outputs.speaker_embeddings.float().cpu()))
+        embeddings.update(zip(batch["ids"], outputs.speaker_embeddings.float().cpu(), strict=True))
     return embeddings
 
 
@@ -524,13 +561,8 @@ def evaluate_asr(
     model: EvaluatedModel, spec: AsrSpec, batch_duration_s: float = 200.0, num_workers: int = 0
 ) -> list[dict[str, Any]]:
     """WER (percent, with `processing_mt2kd.metrics.TextNormalizer`) for each decoding method."""
-    decoding = spec.decoding or [method for method in model.decoding_methods if method != "modified_beam_search"]
-    unsupported = [method for method in decoding if method not in model.decoding_methods]
-    if unsupported:
-        raise ValueError(
-            f"asr on {spec.dataset}: {type(model.model).__name__} cannot decode with {unsupported}; "
-            f"it supports {list(model.decoding_methods)}"
-        )
+    model.check_can_evaluate(spec)
+    decoding = model.asr_decoding(spec)
     corpus = load_corpus(spec.corpus_spec())
     references, hypotheses = transcribe_corpus(
         model, corpus, decoding, spec.beam_size, batch_duration_s, num_workers, description=f"asr {spec.dataset}"
@@ -550,6 +582,7 @@ def evaluate_tagging(
     model: EvaluatedModel, spec: TaggingSpec, batch_duration_s: float = 200.0, num_workers: int = 0
 ) -> list[dict[str, Any]]:
     """Macro mAP (percent) over the model's labels; classes without a positive clip are skipped."""
+    model.check_can_evaluate(spec)
     corpus = load_corpus(spec.corpus_spec())
     scores, targets = tag_corpus(model, corpus, batch_duration_s, num_workers, description=f"tagging {spec.dataset}")
     result = mean_average_precision(scores, targets)
@@ -561,6 +594,7 @@ def evaluate_speaker(
     model: EvaluatedModel, spec: SpeakerSpec, batch_duration_s: float = 200.0, num_workers: int = 0
 ) -> list[dict[str, Any]]:
     """EER (percent) and minDCF at each `p_target`, cosine scoring, one embedding per distinct file."""
+    model.check_can_evaluate(spec)
     description = f"speaker {spec.dataset}"
     if spec.trials is not None:
         trials = read_trial_list(spec.trials)
@@ -570,34 +604,48 @@ def evaluate_speaker(
         enrollment = torch.stack([embeddings[trial.enrollment] for trial in trials])
         test = torch.stack([embeddings[trial.test] for trial in trials])
         labels = np.asarray([trial.is_target for trial in trials])
+        scores = cosine_scores(enrollment, test).numpy()
     else:
         corpus = load_corpus(spec.corpus_spec())
+        speakers = np.asarray(
+            [
+                _speaker_name(speaker, example_id)
+                for speaker, example_id in zip(corpus["speaker"], corpus["id"], strict=True)
+            ]
+        )
         embeddings = embed_examples(model, corpus, batch_duration_s, num_workers, description)
-        stacked = torch.stack([embeddings[example_id] for example_id in corpus["id"]])
-        speakers = np.asarray([str(speaker) for speaker in corpus["speaker"]])
+        # Every pair once: cosine similarities as one product of unit vectors, then its upper triangle.
+        unit = torch.nn.functional.normalize(
+            torch.stack([embeddings[example_id] for example_id in corpus["id"]]), dim=1
+        )
         first, second = torch.triu_indices(len(speakers), len(speakers), offset=1)
-        enrollment, test = stacked[first], stacked[second]
+        scores = (unit @ unit.T)[first, second].numpy()
         labels = speakers[first.numpy()] == speakers[second.numpy()]
-    scores = cosine_scores(enrollment, test).numpy()
     results = [spec.result("eer", 100.0 * equal_error_rate(scores, labels), num_examples=len(scores))]
     for p_target in spec.p_targets:
         results.append(spec.result("min_dcf", min_dcf(scores, labels, p_target), p_target=p_target))
     return results
 
 
+def _speaker_name(speaker: Any, example_id: str) -> str:
+    if speaker is None or str(speaker) == "":
+        raise UnusableExampleError(f"example {example_id} has no speaker; every pair needs both speakers")
+    return str(speaker)
+
+
 def _trial_examples(names: list[str], spec: SpeakerSpec) -> list[dict[str, Any]]:
     """Role-named examples for the files a trial list names (under `spec.root`, else the list's folder)."""
     root = os.path.normpath(os.path.abspath(spec.root or os.path.dirname(spec.trials)))
     paths = [resolve_audio_path(name, root, allow_absolute_paths=False, where=spec.trials) for name in names]
-    missing = [name for name, path in zip(names, paths) if not os.path.isfile(path)]
+    missing = [name for name, path in zip(names, paths, strict=True) if not os.path.isfile(path)]
     if missing:
         raise FileNotFoundError(
-            f"{len(missing)} of the {len(names)} files named in {spec.trials} are not under {root}, e.g. {missing[:3]}; "
-            "set 'root' to the folder that the trial list's paths are relative to"
+            f"{len(missing)} of the {len(names)} files named in {spec.trials} are not under {root}, "
+            f"e.g. {missing[:3]}; set 'root' to the folder that the trial list's paths are relative to"
         )
     return [
         {"audio": {"bytes": None, "path": path}, "id": name, "duration_s": probe_duration_s(None, path)}
-        for name, path in zip(names, paths)
+        for name, path in zip(names, paths, strict=True)
     ]
 
 
@@ -610,14 +658,8 @@ def run_evaluations(
     """Every entry of `config`, in order; the results of all of them (schema in the module docstring)."""
     batch_duration_s = config.batch_duration_s if batch_duration_s is None else batch_duration_s
     check_batch_duration(batch_duration_s)
-    missing = sorted({spec.task for spec in config.evaluations} - set(model.tasks))
-    if missing:
-        raise ValueError(
-            f"the {type(model.model).__name__} has no head for {missing} (it evaluates {list(model.tasks)}); "
-            "remove those entries from the config or evaluate a model that has the heads"
-        )
-    if any(spec.task == "asr" for spec in config.evaluations) and model.tokenizer is None:
-        raise ValueError("ASR evaluation needs the model's tokenizer; save it (bpe.model) in the model folder")
+    for spec in config.evaluations:  # before any data is read
+        model.check_can_evaluate(spec)
     results = []
     for spec in config.evaluations:
         results += TASK_EVALUATORS[spec.task](model, spec, batch_duration_s, config.num_workers)
@@ -650,13 +692,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    results = evaluate(args.model, args.config, args.device, args.batch_duration_s)
+    try:
+        config = load_evaluation_config(args.config)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+    results = evaluate(args.model, config, args.device, args.batch_duration_s)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     for entry in results["results"]:
         details = entry.get("decoding") or entry.get("p_target") or ""
-        print(f"{entry['task']:8} {entry['dataset']} {entry['split']} {entry['metric']} {details}: {entry['value']:.3f}")
+        print(
+            f"{entry['task']:8} {entry['dataset']} {entry['split']} {entry['metric']} {details}: {entry['value']:.3f}"
+        )
     print(f"wrote {output}")
 
 
