@@ -190,10 +190,7 @@ class MT2KDForRNNT(_MT2KDHeadModel):
     def __init__(self, config: MT2KDConfig):
         super().__init__(config)
         self.mt2kd = MT2KDModel(config)
-        self.transducer = TransducerHead(
-            config.output_dim, config.vocab_size, config.decoder_dim, config.joiner_dim, config.blank_id,
-            config.context_size,
-        )
+        self.transducer = TransducerHead.from_config(config)
         self.post_init()
 
     def forward(
@@ -303,9 +300,7 @@ class MT2KDForXVector(_MT2KDHeadModel):
     def __init__(self, config: MT2KDConfig):
         super().__init__(config)
         self.mt2kd = MT2KDModel(config)
-        self.speaker_head = SpeakerEmbeddingHead(
-            config.output_dim, config.speaker_embedding_dim, config.speaker_attention_channels
-        )
+        self.speaker_head = SpeakerEmbeddingHead.from_config(config)
         self.speaker_classifier = nn.Linear(config.speaker_embedding_dim, config.num_speakers)
         self.post_init()
 
@@ -347,18 +342,10 @@ class MT2KDForMultiTask(_MT2KDHeadModel):
         self.mt2kd = MT2KDModel(config)
         hidden = config.output_dim
         self.ctc_head = CTCHead(hidden, config.vocab_size) if config.use_ctc else None
-        self.transducer = (
-            TransducerHead(
-                hidden, config.vocab_size, config.decoder_dim, config.joiner_dim, config.blank_id, config.context_size
-            )
-            if config.use_transducer
-            else None
-        )
+        self.transducer = TransducerHead.from_config(config) if config.use_transducer else None
         self.tagging_head = TaggingHead(hidden, config.num_labels) if config.use_audio_tagging else None
         if config.use_speaker:
-            self.speaker_head = SpeakerEmbeddingHead(
-                hidden, config.speaker_embedding_dim, config.speaker_attention_channels
-            )
+            self.speaker_head = SpeakerEmbeddingHead.from_config(config)
             self.speaker_classifier = nn.Linear(config.speaker_embedding_dim, config.num_speakers)
         else:
             self.speaker_head = self.speaker_classifier = None
@@ -452,7 +439,7 @@ class MT2KDForDistillation(_MT2KDHeadModel):
         hidden = config.output_dim
         self.whisper_projection = WhisperProjection(hidden, config.whisper_dim, config.teacher_frames_per_frame)
         self.tagging_head = TaggingHead(hidden, config.num_labels)
-        self.speaker_head = SpeakerEmbeddingHead(hidden, config.speaker_embedding_dim, config.speaker_attention_channels)
+        self.speaker_head = SpeakerEmbeddingHead.from_config(config)
         self.post_init()
 
     def forward(

@@ -55,6 +55,11 @@ class SpeakerEmbeddingHead(nn.Module):
         self.pooling = AttentiveStatisticsPooling(hidden_size, attention_channels)
         self.embedding = nn.Linear(2 * hidden_size, embedding_dim)
 
+    @classmethod
+    def from_config(cls, config) -> "SpeakerEmbeddingHead":
+        """The head for an `MT2KDConfig`."""
+        return cls(config.output_dim, config.speaker_embedding_dim, config.speaker_attention_channels)
+
     def forward(self, hidden_states: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
         return self.embedding(self.pooling(hidden_states, frame_mask))
 

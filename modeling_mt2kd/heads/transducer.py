@@ -76,6 +76,14 @@ class TransducerHead(nn.Module):
         self.simple_am_proj = with_initial_scale(nn.Linear(encoder_dim, vocab_size), 0.25)
         self.simple_lm_proj = with_initial_scale(nn.Linear(decoder_dim, vocab_size), 0.25)
 
+    @classmethod
+    def from_config(cls, config) -> "TransducerHead":
+        """The head for an `MT2KDConfig` (encoder width = the config's output width)."""
+        return cls(
+            config.output_dim, config.vocab_size, config.decoder_dim, config.joiner_dim, config.blank_id,
+            config.context_size,
+        )
+
     def predictor_inputs(self, labels: torch.Tensor) -> torch.Tensor:
         """(batch, U) labels padded with -100 → (batch, U + 1): blank, then the tokens, blank-padded."""
         blank = self.predictor.blank_id
