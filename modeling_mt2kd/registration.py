@@ -1,4 +1,4 @@
-"""Registration of the MT2KD classes with the transformers Auto classes."""
+"""Registration of the MT2KD classes with the transformers Auto classes and pipelines."""
 
 from transformers import (
     AutoConfig,
@@ -9,8 +9,18 @@ from transformers import (
 )
 
 from configuration_mt2kd import MT2KDConfig
+from processing_mt2kd import register_processing_auto_classes
+from processing_mt2kd.pipelines import register_pipelines
 
-from .modeling_mt2kd import MT2KDForAudioClassification, MT2KDForCTC, MT2KDForXVector, MT2KDModel
+from .modeling_mt2kd import (
+    MT2KDForAudioClassification,
+    MT2KDForCTC,
+    MT2KDForMultiTask,
+    MT2KDForRNNT,
+    MT2KDForXVector,
+    MT2KDModel,
+    decode_transducer,
+)
 
 _AUTO_MODELS = (
     (AutoModel, MT2KDModel),
@@ -21,7 +31,19 @@ _AUTO_MODELS = (
 
 
 def register_auto_classes() -> None:
-    """Register config and models (idempotent)."""
+    """Register config, models, the front end (feature extractor, tokenizer, processor) and the MT2KD pipelines
+    (idempotent).
+
+    After this, `pipeline("automatic-speech-recognition" | "audio-classification", model=folder)` use the CTC and
+    tagging heads, and `"mt2kd-transducer-asr"`, `"mt2kd-speaker-verification"` and `"mt2kd-multitask"` are tasks.
+    """
     AutoConfig.register(MT2KDConfig.model_type, MT2KDConfig, exist_ok=True)
     for auto_class, model_class in _AUTO_MODELS:
         auto_class.register(MT2KDConfig, model_class, exist_ok=True)
+    register_processing_auto_classes()
+    register_pipelines(
+        transducer_model=MT2KDForRNNT,
+        speaker_model=MT2KDForXVector,
+        multitask_model=MT2KDForMultiTask,
+        transducer_search=decode_transducer,
+    )

@@ -1,0 +1,175 @@
+"""Speaker verification with the MT2KD speaker head: embed recordings, score pairs by cosine, decide, score trials."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import Pipeline
+
+from ..metrics import Trial, cosine_scores, read_trial_list
+from .audio_input import AudioInput, audio_to_features, read_audio_input
+
+__all__ = ["DEFAULT_THRESHOLD", "MT2KDSpeakerVerificationPipeline"]
+
+# Cosine score from which two recordings are taken to be the same speaker. The speaker head is distilled from an
+# ECAPA-TDNN teacher, and 0.25 is the threshold SpeechBrain's ECAPA verification uses by default; calibrate it on
+# your own trials with `processing_mt2kd.metrics.equal_error_rate_threshold(scores, labels)`.
+DEFAULT_THRESHOLD = 0.25
+
+# A trial: (enrolment, test) or (enrolment, test, is_target), or a `Trial` read from a trial list.
+TrialInput = Trial | tuple[AudioInput, AudioInput] | tuple[AudioInput, AudioInput, bool]
+
+
+class MT2KDSpeakerVerificationPipeline(Pipeline):
+    r"""Speaker embeddings and verification decisions from an `AutoModelForAudioXVector` ([`MT2KDForXVector`]).
+
+    ```python
+    >>> import modeling_mt2kd  # registers the task
+    >>> from transformers import pipeline
+    >>> verifier = pipeline("mt2kd-speaker-verification", model="path/to/mt2kd-folder")
+    >>> verifier("a.wav")["embedding"].shape  # calling the pipeline embeds
+    (192,)
+    >>> verifier.embed(["a.wav", "b.wav", "c.wav"], batch_size=8).shape
+    (3, 192)
+    >>> verifier.verify("a.wav", "b.wav")
+    {'score': 0.71, 'same_speaker': True, 'threshold': 0.25}
+    >>> verifier.score_trials("trials.txt", batch_size=16)  # lines "enrolment test label"
+    [{'enrollment': 'a.wav', 'test': 'b.wav', 'score': 0.71, 'same_speaker': True, 'is_target': True}, ...]
+    ```
+
+    Inputs are those of the ASR pipelines: a path, file bytes, `{"raw": samples, "sampling_rate": Hz}` or a 16 kHz
+    array; a list of them is embedded in batches of `batch_size`, with the same result as one at a time.
+
+    Args:
+        threshold: cosine score at and above which `verify` and `score_trials` answer "same speaker"
+            (default `DEFAULT_THRESHOLD` = 0.25).
+
+    Raises (every method):
+        FileNotFoundError: a path that does not exist.
+        ValueError: undecodable, empty, NaN or too short audio.
+    """
+
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = True
+    _load_tokenizer = False
+
+    def __init__(self, *args, threshold: float = DEFAULT_THRESHOLD, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.threshold = threshold
+
+    def _sanitize_parameters(self) -> tuple[dict, dict, dict]:
+        return {}, {}, {}
+
+    def preprocess(self, inputs: AudioInput) -> dict[str, torch.Tensor]:
+        return audio_to_features(read_audio_input(inputs, self.feature_extractor), self.feature_extractor)
+
+    def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"embeddings": self.model(**model_inputs).embeddings}
+
+    def postprocess(self, model_outputs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        """`{"embedding": (speaker_embedding_dim,) float32}`."""
+        return {"embedding": model_outputs["embeddings"][0].float().numpy()}
+
+    def embed(self, inputs: Sequence[AudioInput], batch_size: int | None = None) -> np.ndarray:
+        """`(len(inputs), speaker_embedding_dim)` float32 embeddings, computed `batch_size` recordings at a time."""
+        if len(inputs) == 0:
+            raise ValueError("got no recordings to embed; pass at least one")
+        outputs = self(list(inputs), batch_size=batch_size)
+        return np.stack([output["embedding"] for output in outputs])
+
+    def score(self, enrollment: AudioInput, test: AudioInput) -> float:
+        """Cosine similarity in [-1, 1] of the two recordings' speaker embeddings."""
+        embeddings = torch.from_numpy(self.embed([enrollment, test]))
+        return float(cosine_scores(embeddings[0], embeddings[1]))
+
+    def verify(self, enrollment: AudioInput, test: AudioInput, threshold: float | None = None) -> dict[str, Any]:
+        """`{"score", "same_speaker", "threshold"}`: same speaker when the cosine score >= `threshold` (default: the
+        pipeline's `threshold`)."""
+        threshold = self.threshold if threshold is None else threshold
+        score = self.score(enrollment, test)
+        return {"score": score, "same_speaker": score >= threshold, "threshold": threshold}
+
+    def score_trials(
+        self,
+        trials: str | os.PathLike | Sequence[TrialInput],
+        audio_root: str | os.PathLike | None = None,
+        batch_size: int | None = 8,
+        threshold: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Score a trial list; each distinct recording is embedded once, in batches.
+
+        Args:
+            trials: a trial-list file (lines `enrolment test label`, label 1/0 or target/nontarget; VoxCeleb's
+                `label enrolment test` also works), or a sequence of `(enrolment, test)` or
+                `(enrolment, test, is_target)` pairs of pipeline inputs.
+            audio_root: folder that relative paths are taken from; default: the trial file's folder for a file,
+                the working directory for pairs.
+            batch_size: recordings per model call.
+            threshold: decision threshold (default: the pipeline's `threshold`).
+
+        Returns:
+            One dict per trial, in order: `{"enrollment", "test", "score", "same_speaker"}`, plus `"is_target"` when
+            the trial has a label. Paths are reported as given in the trials.
+        """
+        threshold = self.threshold if threshold is None else threshold
+        if isinstance(trials, (str, os.PathLike)):
+            audio_root = Path(trials).parent if audio_root is None else audio_root
+            trials = read_trial_list(trials)
+        pairs = [_as_trial(trial) for trial in trials]
+        if not pairs:
+            raise ValueError("got no trials; pass (enrolment, test) pairs or a trial-list file")
+
+        # Distinct recordings by path (by object for arrays and bytes), each embedded once.
+        recordings: dict[Any, AudioInput] = {}
+        for enrollment, test, _ in pairs:
+            for recording in (enrollment, test):
+                recordings.setdefault(_recording_key(recording), _resolve(recording, audio_root))
+        keys = list(recordings)
+        embeddings = torch.from_numpy(self.embed(list(recordings.values()), batch_size=batch_size))
+        row_of = {key: row for row, key in enumerate(keys)}
+        enrollment_rows = [row_of[_recording_key(enrollment)] for enrollment, _, _ in pairs]
+        test_rows = [row_of[_recording_key(test)] for _, test, _ in pairs]
+        scores = cosine_scores(embeddings[enrollment_rows], embeddings[test_rows]).tolist()
+
+        results = []
+        for (enrollment, test, is_target), score in zip(pairs, scores):
+            result = {
+                "enrollment": _describe(enrollment),
+                "test": _describe(test),
+                "score": score,
+                "same_speaker": score >= threshold,
+            }
+            if is_target is not None:
+                result["is_target"] = is_target
+            results.append(result)
+        return results
+
+
+def _as_trial(trial: TrialInput) -> tuple[AudioInput, AudioInput, bool | None]:
+    if isinstance(trial, Trial):
+        return trial.enrollment, trial.test, trial.is_target
+    if isinstance(trial, (tuple, list)) and len(trial) in (2, 3):
+        return trial[0], trial[1], (bool(trial[2]) if len(trial) == 3 else None)
+    raise ValueError(
+        f"a trial must be (enrolment, test) or (enrolment, test, is_target); got {type(trial).__name__} {trial!r:.80}"
+    )
+
+
+def _recording_key(recording: AudioInput) -> Any:
+    return os.fspath(recording) if isinstance(recording, (str, os.PathLike)) else id(recording)
+
+
+def _resolve(recording: AudioInput, audio_root: str | os.PathLike | None) -> AudioInput:
+    if audio_root is not None and isinstance(recording, (str, os.PathLike)):
+        return Path(audio_root) / recording  # an absolute `recording` stays as it is
+    return recording
+
+
+def _describe(recording: AudioInput) -> str:
+    return os.fspath(recording) if isinstance(recording, (str, os.PathLike)) else f"<{type(recording).__name__}>"
