@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..initialization import with_initial_scale
+from .activation_constraints import Balancer, Whiten, penalize_large_values, whitening_schedule
 from .schedules import Schedule, schedule
 
 MASKED_SCORE = -1000.0  # icefall's fill value for masked keys; exp() of it is exactly 0 in fp32
@@ -51,6 +52,10 @@ class RelPositionAttentionWeights(nn.Module):
         )
         self.linear_pos = with_initial_scale(nn.Linear(pos_dim, num_heads * pos_head_dim, bias=False), 0.05)
         self.pos_emb_skip_rate: Schedule = schedule((0.0, 0.5), (4000.0, 0.0))
+        self.balance_keys = Balancer(
+            channel_dim=-1, min_positive=0.4, max_positive=0.6, min_abs=0.0, max_abs=100.0, prob=0.025
+        )
+        self.whiten_keys = Whiten(num_heads, whitening_schedule(3.0), prob=(0.025, 0.25), grad_scale=0.025)
 
     def forward(
         self,
@@ -65,7 +70,8 @@ class RelPositionAttentionWeights(nn.Module):
         heads, query_dim = self.num_heads, self.query_head_dim * self.num_heads
         projected = self.in_proj(hidden_states)
         query = projected[..., :query_dim].reshape(batch_size, num_frames, heads, -1).transpose(1, 2)
-        key = projected[..., query_dim : 2 * query_dim].reshape(batch_size, num_frames, heads, -1)
+        key = self.whiten_keys(self.balance_keys(projected[..., query_dim : 2 * query_dim], batch_count), batch_count)
+        key = key.reshape(batch_size, num_frames, heads, -1)
         pos_query = projected[..., 2 * query_dim :].reshape(batch_size, num_frames, heads, -1).transpose(1, 2)
         scores = torch.matmul(query, key.permute(0, 2, 3, 1))  # (batch, heads, frames, frames)
 
@@ -77,6 +83,8 @@ class RelPositionAttentionWeights(nn.Module):
             pos_scores = pos_scores * 0.0
         scores = scores + _relative_to_absolute(pos_scores)
 
+        if self.training and random.random() < 0.1:
+            scores = penalize_large_values(scores, limit=25.0, penalty=1e-4)
         if key_padding_mask is not None:
             scores = scores.masked_fill(key_padding_mask[:, None, None, :], MASKED_SCORE)
         return scores.softmax(dim=-1)
@@ -101,14 +109,17 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.in_proj = nn.Linear(embed_dim, num_heads * value_head_dim)
         self.out_proj = with_initial_scale(nn.Linear(num_heads * value_head_dim, embed_dim), 0.05)
+        self.whiten = Whiten(1, whitening_schedule(7.5, ratio=3.0), prob=(0.025, 0.25), grad_scale=0.01)
 
-    def forward(self, hidden_states: torch.Tensor, attn_weights: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, attn_weights: torch.Tensor, batch_count: float | None = None
+    ) -> torch.Tensor:
         """hidden_states (batch, frames, embed_dim), attn_weights (batch, heads, frames, frames)."""
         batch_size, num_frames, _ = hidden_states.shape
         heads = attn_weights.shape[1]
         values = self.in_proj(hidden_states).reshape(batch_size, num_frames, heads, -1).transpose(1, 2)
         mixed = torch.matmul(attn_weights, values).transpose(1, 2).reshape(batch_size, num_frames, -1)
-        return self.out_proj(mixed)
+        return self.whiten(self.out_proj(mixed), batch_count)
 
 
 class NonlinAttention(nn.Module):
@@ -119,10 +130,18 @@ class NonlinAttention(nn.Module):
         self.hidden_channels = hidden_channels
         self.in_proj = nn.Linear(channels, 3 * hidden_channels)
         self.out_proj = with_initial_scale(nn.Linear(hidden_channels, channels), 0.05)
+        self.gate_balancer = Balancer(
+            channel_dim=-1, min_positive=schedule((0.0, 0.25), (20000.0, 0.05)),
+            max_positive=schedule((0.0, 0.75), (20000.0, 0.95)), min_abs=0.5, max_abs=5.0,
+        )
+        self.whiten_values = Whiten(1, whitening_schedule(5.0), prob=(0.025, 0.25), grad_scale=0.01)
+        self.whiten_output = Whiten(1, whitening_schedule(5.0, ratio=3.0), prob=(0.025, 0.25), grad_scale=0.01)
 
-    def forward(self, hidden_states: torch.Tensor, attn_weights: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, attn_weights: torch.Tensor, batch_count: float | None = None
+    ) -> torch.Tensor:
         """hidden_states (batch, frames, channels), attn_weights (batch, 1, frames, frames)."""
         gate, values, out_gate = self.in_proj(hidden_states).chunk(3, dim=-1)
-        values = values * torch.tanh(gate)
+        values = self.whiten_values(values, batch_count) * torch.tanh(self.gate_balancer(gate, batch_count))
         mixed = torch.matmul(attn_weights[:, 0], values)
-        return self.out_proj(mixed * out_gate)
+        return self.whiten_output(self.out_proj(mixed * out_gate), batch_count)

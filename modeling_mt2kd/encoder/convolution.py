@@ -4,7 +4,9 @@ import torch
 from torch import nn
 
 from ..initialization import with_initial_scale
+from .activation_constraints import Balancer, Whiten, whitening_schedule
 from .activations import swoosh_r
+from .schedules import schedule
 
 
 class ConvolutionModule(nn.Module):
@@ -17,12 +19,23 @@ class ConvolutionModule(nn.Module):
             channels, channels, kernel_size=kernel_size, padding=kernel_size // 2, groups=channels
         )
         self.out_proj = with_initial_scale(nn.Linear(channels, channels), 0.05)
+        self.gate_balancer = Balancer(
+            channel_dim=-1, min_positive=schedule((0.0, 0.05), (8000.0, 0.025)), max_positive=1.0, min_abs=1.5,
+            max_abs=schedule((0.0, 5.0), (8000.0, 10.0), default=1.0),
+        )
+        self.conv_balancer = Balancer(
+            channel_dim=1, min_positive=schedule((0.0, 0.1), (8000.0, 0.05)), max_positive=1.0,
+            min_abs=schedule((0.0, 0.2), (20000.0, 0.5)), max_abs=10.0,
+        )
+        self.whiten = Whiten(1, whitening_schedule(7.5), prob=(0.025, 0.25), grad_scale=0.01)
 
-    def forward(self, hidden_states: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, key_padding_mask: torch.Tensor | None, batch_count: float | None = None
+    ) -> torch.Tensor:
         """(batch, frames, channels) → same shape; padded frames are zeroed before the convolution."""
         values, gate = self.in_proj(hidden_states).chunk(2, dim=-1)
-        values = values * torch.sigmoid(gate)
+        values = values * torch.sigmoid(self.gate_balancer(gate, batch_count))
         if key_padding_mask is not None:
             values = values.masked_fill(key_padding_mask.unsqueeze(-1), 0.0)
-        values = self.depthwise_conv(values.transpose(1, 2)).transpose(1, 2)
-        return self.out_proj(swoosh_r(values))
+        values = self.conv_balancer(self.depthwise_conv(values.transpose(1, 2)), batch_count).transpose(1, 2)
+        return self.out_proj(swoosh_r(self.whiten(values, batch_count)))

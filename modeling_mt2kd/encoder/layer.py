@@ -7,6 +7,7 @@ import random
 import torch
 from torch import nn
 
+from .activation_constraints import Balancer, Whiten, whitening_schedule
 from .attention import NonlinAttention, RelPositionAttentionWeights, SelfAttention
 from .bias_norm import BiasNorm
 from .bypass import BypassModule
@@ -60,6 +61,22 @@ class Zipformer2Layer(nn.Module):
         self.ff2_skip_rate = schedule((0.0, 0.1), (4000.0, 0.01), (50000.0, 0.0))
         self.ff3_skip_rate = schedule((0.0, 0.1), (4000.0, 0.01), (50000.0, 0.0))
 
+        self.balancer_na = Balancer(
+            channel_dim=-1, min_positive=0.3, max_positive=0.7, min_abs=schedule((0.0, 0.004), (4000.0, 0.02)),
+            prob=0.05,
+        )
+        self.balancer_ff2 = Balancer(
+            channel_dim=-1, min_positive=0.3, max_positive=0.7,
+            min_abs=schedule((0.0, 0.0), (4000.0, 0.1), default=0.0), max_abs=2.0, prob=0.05,
+        )
+        self.balancer_ff3 = Balancer(
+            channel_dim=-1, min_positive=0.3, max_positive=0.7,
+            min_abs=schedule((0.0, 0.0), (4000.0, 0.2), default=0.0), max_abs=4.0, prob=0.05,
+        )
+        self.balancer1 = Balancer(channel_dim=-1, min_positive=0.45, max_positive=0.55, min_abs=0.2, max_abs=4.0)
+        self.balancer2 = Balancer(channel_dim=-1, min_positive=0.45, max_positive=0.55, min_abs=0.1, max_abs=4.0)
+        self.whiten = Whiten(1, whitening_schedule(4.0, ratio=3.0), prob=(0.025, 0.25), grad_scale=0.01)
+
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -92,22 +109,24 @@ class Zipformer2Layer(nn.Module):
             # Replace the weights by a uniform average over the keys they attend to.
             attended = (first_head_weights > 0.0).to(first_head_weights.dtype)
             first_head_weights = attended / attended.sum(dim=-1, keepdim=True)
-        hidden_states = hidden_states + attention_branch(self.nonlin_attention(hidden_states, first_head_weights))
-        hidden_states = hidden_states + attention_branch(self.self_attn1(hidden_states, attn_weights))
+        nonlin = self.balancer_na(self.nonlin_attention(hidden_states, first_head_weights, batch_count), batch_count)
+        hidden_states = hidden_states + attention_branch(nonlin)
+        hidden_states = hidden_states + attention_branch(self.self_attn1(hidden_states, attn_weights, batch_count))
         hidden_states = hidden_states + skippable(
-            self.conv_module1(hidden_states, key_padding_mask), rate(self.conv_skip_rate)
+            self.conv_module1(hidden_states, key_padding_mask, batch_count), rate(self.conv_skip_rate)
         )
         hidden_states = hidden_states + skippable(
-            self.feed_forward2(hidden_states, batch_count), rate(self.ff2_skip_rate)
+            self.balancer_ff2(self.feed_forward2(hidden_states, batch_count), batch_count), rate(self.ff2_skip_rate)
         )
         hidden_states = self.bypass_mid(layer_input, hidden_states, batch_count)
 
-        hidden_states = hidden_states + attention_branch(self.self_attn2(hidden_states, attn_weights))
+        hidden_states = hidden_states + attention_branch(self.self_attn2(hidden_states, attn_weights, batch_count))
         hidden_states = hidden_states + skippable(
-            self.conv_module2(hidden_states, key_padding_mask), rate(self.conv_skip_rate)
+            self.conv_module2(hidden_states, key_padding_mask, batch_count), rate(self.conv_skip_rate)
         )
         hidden_states = hidden_states + skippable(
-            self.feed_forward3(hidden_states, batch_count), rate(self.ff3_skip_rate)
+            self.balancer_ff3(self.feed_forward3(hidden_states, batch_count), batch_count), rate(self.ff3_skip_rate)
         )
-        hidden_states = self.norm(hidden_states)
-        return self.bypass(layer_input, hidden_states, batch_count)
+        hidden_states = self.norm(self.balancer1(hidden_states, batch_count))
+        hidden_states = self.bypass(layer_input, hidden_states, batch_count)
+        return self.whiten(self.balancer2(hidden_states, batch_count), batch_count)

@@ -7,6 +7,7 @@ from torch import nn
 
 from ..initialization import with_initial_scale
 from ..masks import lengths_to_mask
+from .activation_constraints import Balancer, ScaleGradient, Whiten
 from .activations import SwooshL, SwooshR
 from .bias_norm import BiasNorm
 from .dropout import shared_dropout
@@ -34,6 +35,9 @@ class ConvNeXt(nn.Module):
         self.activation = SwooshL()
         self.pointwise_conv2 = with_initial_scale(nn.Conv2d(channels * hidden_ratio, channels, kernel_size=1), 0.01)
         self.layerdrop_rate: Schedule = schedule((0.0, 0.2), (20000.0, 0.015))
+        self.hidden_balancer = Balancer(channel_dim=1, min_positive=0.3, max_positive=1.0, min_abs=0.75, max_abs=5.0)
+        self.out_balancer = Balancer(channel_dim=1, min_positive=0.4, max_positive=0.6, min_abs=1.0, max_abs=6.0)
+        self.out_whiten = Whiten(num_groups=1, whitening_limit=5.0, prob=(0.025, 0.25), grad_scale=0.01)
 
     def forward(
         self, hidden_states: torch.Tensor, frame_mask: torch.Tensor, batch_count: float | None = None
@@ -41,12 +45,15 @@ class ConvNeXt(nn.Module):
         residual = hidden_states
         hidden_states = hidden_states * frame_mask[:, None, :, None].to(hidden_states.dtype)
         hidden_states = self.depthwise_conv(hidden_states)
-        hidden_states = self.pointwise_conv2(self.activation(self.pointwise_conv1(hidden_states)))
+        hidden_states = self.hidden_balancer(self.pointwise_conv1(hidden_states), batch_count)
+        hidden_states = self.pointwise_conv2(self.activation(hidden_states))
         layerdrop_rate = self.layerdrop_rate(batch_count, self.training)
         if self.training and layerdrop_rate > 0.0:
             keep = torch.rand(hidden_states.shape[0], 1, 1, 1, device=hidden_states.device) > layerdrop_rate
             hidden_states = hidden_states * keep.to(hidden_states.dtype)
-        return residual + hidden_states
+        hidden_states = self.out_balancer(residual + hidden_states, batch_count)
+        # Whitening acts over channels, so it sees them last.
+        return self.out_whiten(hidden_states.transpose(1, 3), batch_count).transpose(1, 3)
 
 
 class Conv2dSubsampling(nn.Module):
@@ -68,6 +75,11 @@ class Conv2dSubsampling(nn.Module):
         out_width = ((num_mel_bins - 1) // 2 - 1) // 2
         self.out_proj = nn.Linear(out_width * channels3, out_channels)
         self.out_norm = BiasNorm(out_channels)
+        self.balancers = nn.ModuleList(Balancer(channel_dim=1, max_abs=limit) for limit in (1.0, 4.0, 4.0))
+        self.out_whiten = Whiten(
+            num_groups=1, whitening_limit=schedule((0.0, 4.0), (20000.0, 8.0), default=4.0), prob=(0.025, 0.25),
+            grad_scale=0.02,
+        )
         self.dropout_rate: Schedule = schedule((0.0, 0.3), (20000.0, 0.1))
 
     def forward(
@@ -75,15 +87,17 @@ class Conv2dSubsampling(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (hidden_states (batch, frames', out_channels), lengths (batch,))."""
         hidden_states = input_features.unsqueeze(1)  # (batch, 1, frames, freqs)
-        hidden_states = self.activation(self.conv1(hidden_states))
-        hidden_states = self.activation(self.conv2(hidden_states))
-        hidden_states = self.activation(self.conv3(hidden_states))
+        for index, conv in enumerate((self.conv1, self.conv2, self.conv3)):
+            hidden_states = conv(hidden_states)
+            if index == 0 and self.training:
+                hidden_states = ScaleGradient.apply(hidden_states, 0.2)
+            hidden_states = self.activation(self.balancers[index](hidden_states, batch_count))
         lengths = subsampled_lengths(input_lengths)
         frame_mask = lengths_to_mask(lengths, hidden_states.shape[2])
         hidden_states = self.convnext(hidden_states, frame_mask, batch_count)
         batch_size, channels, frames, freqs = hidden_states.shape
         hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, frames, channels * freqs)
-        hidden_states = self.out_norm(self.out_proj(hidden_states))
+        hidden_states = self.out_norm(self.out_whiten(self.out_proj(hidden_states), batch_count))
         hidden_states = shared_dropout(
             hidden_states, self.dropout_rate(batch_count, self.training), shared_dim=1, training=self.training
         )

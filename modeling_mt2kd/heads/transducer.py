@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..encoder.activation_constraints import Balancer
 from ..initialization import with_initial_scale
 from ..losses import pruned_transducer_loss
 from ..masks import lengths_to_mask
@@ -23,6 +24,8 @@ class TransducerPredictor(nn.Module):
         self.blank_id = blank_id
         self.context_size = context_size
         self.embedding = nn.Embedding(vocab_size, decoder_dim)
+        self.embedding_balancer = Balancer(channel_dim=-1, min_positive=0.0, max_positive=1.0, min_abs=0.5, max_abs=1.0, prob=0.05)
+        self.output_balancer = Balancer(channel_dim=-1, min_positive=0.0, max_positive=1.0, min_abs=0.5, max_abs=1.0, prob=0.05)
         if context_size > 1:
             # Groups of 4 channels mix the context window.
             self.context_conv = nn.Conv1d(
@@ -35,7 +38,7 @@ class TransducerPredictor(nn.Module):
         """tokens (batch, U) → (batch, U, decoder_dim) with need_pad (training: left-pad the context);
         with need_pad=False, tokens are exactly the context (batch, context_size) → (batch, 1, decoder_dim)."""
         tokens = tokens.long()
-        embedded = self.embedding(tokens.clamp(min=0)) * (tokens >= 0).unsqueeze(-1)
+        embedded = self.embedding_balancer(self.embedding(tokens.clamp(min=0)) * (tokens >= 0).unsqueeze(-1))
         if self.context_conv is None:
             return embedded
         embedded = embedded.transpose(1, 2)
@@ -45,7 +48,7 @@ class TransducerPredictor(nn.Module):
             raise ValueError(
                 f"need_pad=False expects exactly context_size={self.context_size} tokens, got {embedded.shape[-1]}"
             )
-        return F.relu(self.context_conv(embedded).transpose(1, 2))
+        return self.output_balancer(F.relu(self.context_conv(embedded).transpose(1, 2)))
 
 
 class TransducerJoiner(nn.Module):
