@@ -40,6 +40,7 @@ class TrainerState:
 
     step: int = 0
     sampler: dict = field(default_factory=dict)
+    module_states: dict = field(default_factory=dict)
     skipped_nonfinite_steps: int = 0
     consecutive_nonfinite_steps: int = 0
     data_health: dict = field(default_factory=dict)
@@ -153,6 +154,9 @@ class Trainer:
         saved = json.loads((path / TRAINER_STATE).read_text())
         self.state = TrainerState(**saved)
         self.sampler.load_state_dict(self.state.sampler)
+        modules = dict(self.accelerator.unwrap_model(self.model).named_modules())
+        for name, module_state in self.state.module_states.items():
+            modules[name].load_training_state(module_state)
         if self.data_health is not None and self.state.data_health:
             self.data_health.merge(self.state.data_health)
         self.history = _read_history(self.output_dir / "history.jsonl", up_to_step=self.state.step)
@@ -168,6 +172,12 @@ class Trainer:
             shutil.rmtree(temporary)
         accelerator.wait_for_everyone()
         self.state.sampler = self.sampler.state_dict()
+        # Non-weight training state of modules (e.g. Whiten's adaptive check rate).
+        self.state.module_states = {
+            name: module.training_state()
+            for name, module in self.accelerator.unwrap_model(self.model).named_modules()
+            if hasattr(module, "training_state")
+        }
         if self.data_health is not None:
             self.state.data_health = self.data_health.to_dict()
         accelerator.save_state(str(temporary))

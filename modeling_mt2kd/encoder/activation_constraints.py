@@ -142,6 +142,13 @@ class Whiten(nn.Module):
         self.prob = self.max_prob
         self.grad_scale = grad_scale
 
+    def training_state(self) -> dict:
+        """State that evolves in training but is not a weight (checkpointed by the training loop)."""
+        return {"prob": self.prob}
+
+    def load_training_state(self, state: dict) -> None:
+        self.prob = state["prob"]
+
     def forward(self, values: torch.Tensor, batch_count: float | None = None) -> torch.Tensor:
         if not (self.training and values.requires_grad) or random.random() > self.prob:
             return values
