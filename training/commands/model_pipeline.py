@@ -1,0 +1,19 @@
+"""A transformers pipeline on an MT2KD model folder, for the CLI."""
+
+from __future__ import annotations
+
+from transformers import Pipeline, pipeline
+from transformers.utils import logging
+
+import modeling_mt2kd  # noqa: F401 - registers the MT2KD model, front end and pipeline tasks with transformers
+
+__all__ = ["load_pipeline"]
+
+
+def load_pipeline(task: str, model: str, device: str | None) -> Pipeline:
+    """`pipeline(task, model=model, device=device)`, quiet about the heads a task does not use.
+
+    One folder holds every head; loading it for one task would log each unused head's weights.
+    """
+    logging.set_verbosity_error()
+    return pipeline(task, model=model, device=device)
