@@ -58,6 +58,11 @@ class DataOptions:
     min_duration_s: float = option(1.0, "Shorter utterances are skipped.")
     max_duration_s: float = option(30.0, "Longer utterances are skipped.")
     num_buckets: int = option(10, "Length buckets of the batch sampler.")
+    stream_buffer_size: int = option(2000, "Streaming corpora: examples read, sorted by length and batched at a time.")
+    steps_per_epoch: int | None = option(
+        None, "Batches per epoch of the corpus mixture (default: all batches of the map-style corpora; required "
+        "when a training corpus streams)."
+    )
     num_workers: int = option(0, "DataLoader worker processes.")
     label_names: str | None = option(None, "File with one tagging label per line (default: the model's id2label).")
 

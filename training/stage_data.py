@@ -13,9 +13,11 @@ from accelerate.utils import parse_flag_from_env
 from processing_mt2kd import MT2KDFeatureExtractor
 from processing_mt2kd.data import (
     AudioCollator,
+    BufferedBucketBatcher,
     CorpusMixture,
     CorpusSpec,
     DataHealth,
+    DurationBucketSampler,
     LabelSet,
     MixedCorpusSampler,
     NoiseMixer,
@@ -68,6 +70,24 @@ def task_column(mixture: CorpusMixture, task: str, column: str) -> list:
     return [value for spec, dataset in zip(mixture.specs, mixture.datasets) if task in spec.tasks for value in dataset[column]]
 
 
+def mixture_sampler(mixture: CorpusMixture, config: RunConfig, state: PartialState) -> MixedCorpusSampler:
+    """Per corpus a length-bucketed batch source (a buffered one for streaming corpora, which are
+    never downloaded whole), mixed by weight; identical on every rank, then sharded."""
+    data, seed = config.data, config.training.seed
+    sources = []
+    for corpus, (spec, dataset) in enumerate(zip(mixture.specs, mixture.datasets)):
+        common = dict(seed=seed + corpus, rank=state.process_index, world_size=state.num_processes)
+        if spec.streaming:
+            sources.append(BufferedBucketBatcher(dataset, data.max_batch_duration_s, data.stream_buffer_size, **common))
+        else:
+            sources.append(
+                DurationBucketSampler(mixture.durations(corpus), data.max_batch_duration_s, data.num_buckets, **common)
+            )
+    if data.steps_per_epoch is None and any(spec.streaming for spec in mixture.specs):
+        raise ValueError("a streaming training corpus has no length: set data.steps_per_epoch")
+    return MixedCorpusSampler(sources, mixture.weights, seed=seed, steps_per_epoch=data.steps_per_epoch)
+
+
 @dataclass
 class TrainingData:
     mixture: CorpusMixture
@@ -89,14 +109,7 @@ def build_training_data(
     state = process_state()
     health = health if health is not None else DataHealth()
     mixture = mixture if mixture is not None else load_mixture(config.data.train, config, health)
-    sampler = MixedCorpusSampler.for_mixture(
-        mixture,
-        config.data.max_batch_duration_s,
-        config.data.num_buckets,
-        seed=config.training.seed,
-        rank=state.process_index,
-        world_size=state.num_processes,
-    )
+    sampler = mixture_sampler(mixture, config, state)
     collator = AudioCollator(
         label_set=LabelSet(list(label_names)),
         speaker_index=speaker_index,
