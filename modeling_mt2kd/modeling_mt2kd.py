@@ -159,7 +159,7 @@ class MT2KDForCTC(_MT2KDHeadModel):
     def __init__(self, config: MT2KDConfig):
         super().__init__(config)
         self.mt2kd = MT2KDModel(config)
-        self.ctc_head = CTCHead(config.output_dim, config.vocab_size)
+        self.ctc_head = CTCHead(config.output_dim, config.vocab_size, config.blank_id)
         self.post_init()
 
     def forward(
@@ -172,7 +172,7 @@ class MT2KDForCTC(_MT2KDHeadModel):
         **kwargs,
     ) -> CausalLMOutput:
         encoded = self._encode(input_features, attention_mask, output_hidden_states, batch_count)
-        logits = self.ctc_head(encoded.last_hidden_state)
+        logits = self.ctc_head(encoded.last_hidden_state, encoded.attention_mask)
         loss = None
         if labels is not None:
             per_utterance = ctc_loss(
@@ -341,7 +341,7 @@ class MT2KDForMultiTask(_MT2KDHeadModel):
         super().__init__(config)
         self.mt2kd = MT2KDModel(config)
         hidden = config.output_dim
-        self.ctc_head = CTCHead(hidden, config.vocab_size) if config.use_ctc else None
+        self.ctc_head = CTCHead(hidden, config.vocab_size, config.blank_id) if config.use_ctc else None
         self.transducer = TransducerHead.from_config(config) if config.use_transducer else None
         self.tagging_head = TaggingHead(hidden, config.num_labels) if config.use_audio_tagging else None
         if config.use_speaker:
@@ -382,7 +382,7 @@ class MT2KDForMultiTask(_MT2KDHeadModel):
         weighted_losses = []
 
         if self.ctc_head is not None:
-            output.ctc_logits = self.ctc_head(hidden)
+            output.ctc_logits = self.ctc_head(hidden, frame_mask)
             if labels is not None:
                 asr_labels = _blank_out_unused(labels, asr_mask, fill=-100)
                 per_sample = ctc_loss(output.ctc_logits, lengths, asr_labels, config.blank_id, config.ctc_zero_infinity)
@@ -413,6 +413,23 @@ class MT2KDForMultiTask(_MT2KDHeadModel):
         if weighted_losses:
             output.loss = torch.stack(weighted_losses).sum()
         return output
+
+    @torch.no_grad()
+    def decode_transducer(
+        self,
+        encoder_out: torch.Tensor,
+        attention_mask: torch.Tensor,
+        decoding_method: str = "greedy_search",
+        beam: int = 4,
+        max_symbols_per_frame: int = 1,
+    ) -> list[DecodedSequence]:
+        """Transducer search over this model's encoder output (batch, frames, hidden) at 25 Hz, e.g.
+        `last_hidden_state` and `attention_mask` of a forward pass whose other heads were used too."""
+        if self.transducer is None:
+            raise ValueError("this model has no transducer head (config.use_transducer=False)")
+        return decode_transducer(
+            self.transducer, encoder_out, mask_to_lengths(attention_mask), decoding_method, beam, max_symbols_per_frame
+        )
 
 
 def _blank_out_unused(labels: torch.Tensor, sample_mask: torch.Tensor | None, fill: int) -> torch.Tensor:

@@ -19,7 +19,6 @@ from .modeling_mt2kd import (
     MT2KDForRNNT,
     MT2KDForXVector,
     MT2KDModel,
-    decode_transducer,
 )
 
 _AUTO_MODELS = (
@@ -45,5 +44,4 @@ def register_auto_classes() -> None:
         transducer_model=MT2KDForRNNT,
         speaker_model=MT2KDForXVector,
         multitask_model=MT2KDForMultiTask,
-        transducer_search=decode_transducer,
     )

@@ -1,7 +1,16 @@
 """Shared test fixtures: paths to the real recordings and the authors'-code reference numbers."""
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
+
+# Tests write only to temporary folders: Hugging Face caches (datasets, hub, remote-code modules)
+# go to a per-session folder, set before any test imports those libraries.
+_CACHE_DIR = tempfile.mkdtemp(prefix="mt2kd-tests-hf-")
+os.environ["HF_HOME"] = _CACHE_DIR
+os.environ["HF_DATASETS_CACHE"] = os.path.join(_CACHE_DIR, "datasets")
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest
 import torch
@@ -24,3 +33,7 @@ def data_dir() -> Path:
 def fixtures_dir() -> Path:
     """`../shared/fixtures`: reference outputs of the authors' code (read-only)."""
     return FIXTURES_DIR
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_CACHE_DIR, ignore_errors=True)

@@ -1,9 +1,6 @@
 """Stage 2 end to end: `training/finetune.py` on the real spoken digits (FSDD)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch

@@ -11,7 +11,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoModelForAudioXVector, AutoModelForCTC
 
 from configuration_mt2kd import MT2KDConfig
-from modeling_mt2kd import MT2KDForCTC, MT2KDForMultiTask, MT2KDModel
+from modeling_mt2kd import MT2KDForCTC, MT2KDForMultiTask
 from modeling_mt2kd.remote_code import save_with_remote_code
 
 

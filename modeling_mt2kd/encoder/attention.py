@@ -7,7 +7,6 @@ import math
 import random
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..initialization import with_initial_scale

@@ -15,15 +15,25 @@ def label_lengths(labels: torch.Tensor) -> torch.Tensor:
 
 
 class CTCHead(nn.Module):
-    """Dropout + Linear: (batch, frames, hidden) → (batch, frames, vocab) logits."""
+    """Dropout + Linear: (batch, frames, hidden) → (batch, frames, vocab) logits.
 
-    def __init__(self, hidden_size: int, vocab_size: int, dropout: float = 0.1):
+    Padded frames get logits that decode to the blank, so anything that decodes every frame of a
+    padded batch (e.g. transformers' ASR pipeline) emits nothing there. The CTC loss never reads them.
+    """
+
+    def __init__(self, hidden_size: int, vocab_size: int, blank_id: int, dropout: float = 0.1):
         super().__init__()
+        self.blank_id = blank_id
         self.dropout = nn.Dropout(dropout)
         self.proj = nn.Linear(hidden_size, vocab_size)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.dropout(hidden_states))
+    def forward(self, hidden_states: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.proj(self.dropout(hidden_states))
+        if frame_mask is None:
+            return logits
+        blank_only = torch.full_like(logits[0, 0], torch.finfo(logits.dtype).min)
+        blank_only[self.blank_id] = 0.0
+        return torch.where(frame_mask.unsqueeze(-1).bool(), logits, blank_only)
 
 
 def ctc_loss(

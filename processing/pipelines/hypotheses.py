@@ -6,13 +6,12 @@ lists would need one rule per case, `(batch, tokens)` tensors need none.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import torch
-from torch import nn
 
-__all__ = ["DecodedHypothesis", "TransducerSearch", "hypotheses_to_tensors", "tensors_to_tokens"]
+__all__ = ["DecodedHypothesis", "hypotheses_to_tensors", "tensors_to_tokens"]
 
 # Fills the token and frame rows after the end of a hypothesis.
 NO_TOKEN = -1
@@ -24,11 +23,6 @@ class DecodedHypothesis(Protocol):
     tokens: list[int]  # emitted token ids, no blanks
     frames: list[int]  # the encoder frame (25 Hz) of each token
     score: float
-
-
-# `(transducer head, encoder_out (batch, frames, hidden), encoder_lengths (batch,), decoding_method, beam)` ->
-# one hypothesis per utterance; `modeling_mt2kd.modeling_mt2kd.decode_transducer`.
-TransducerSearch = Callable[[nn.Module, torch.Tensor, torch.Tensor, str, int], list[DecodedHypothesis]]
 
 
 def hypotheses_to_tensors(hypotheses: Sequence[DecodedHypothesis]) -> dict[str, torch.Tensor]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from transformers import Pipeline
 
 from .audio_input import AudioInput, audio_to_features, read_audio_input
-from .hypotheses import TransducerSearch, hypotheses_to_tensors, tensors_to_tokens
+from .hypotheses import hypotheses_to_tensors, tensors_to_tokens
 
 __all__ = ["ASR_DECODERS", "MT2KDMultiTaskPipeline"]
 
@@ -57,10 +57,6 @@ class MT2KDMultiTaskPipeline(Pipeline):
     _load_feature_extractor = True
     _load_tokenizer = True
 
-    # The transducer search over encoder output; `register_pipelines` sets it to `modeling_mt2kd`'s
-    # `decode_transducer`, which keeps this package free of model code.
-    transducer_search: ClassVar[TransducerSearch | None] = None
-
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         config = self.model.config
@@ -100,11 +96,6 @@ class MT2KDMultiTaskPipeline(Pipeline):
         if not getattr(self.model.config, flag):
             other = "transducer" if asr_decoder == "ctc" else "ctc"
             raise ValueError(f"this model has no {asr_decoder} head (config.{flag}=False); pass asr_decoder='{other}'")
-        if asr_decoder == "transducer" and self.transducer_search is None:
-            raise ValueError(
-                "no transducer search is registered: `import modeling_mt2kd` (which registers it) before decoding "
-                "with asr_decoder='transducer', or decode with asr_decoder='ctc'"
-            )
         return asr_decoder
 
     def preprocess(self, inputs: AudioInput) -> dict[str, torch.Tensor]:
@@ -122,9 +113,8 @@ class MT2KDMultiTaskPipeline(Pipeline):
         if asr_decoder == "ctc":
             results["ctc_ids"] = outputs.ctc_logits.argmax(dim=-1)
         elif asr_decoder == "transducer":
-            hypotheses = self.transducer_search(
-                self.model.transducer, outputs.last_hidden_state, outputs.attention_mask.sum(dim=-1),
-                decoding_method, beam,
+            hypotheses = self.model.decode_transducer(
+                outputs.last_hidden_state, outputs.attention_mask, decoding_method, beam
             )
             results.update(hypotheses_to_tensors(hypotheses))
         if outputs.tagging_logits is not None:

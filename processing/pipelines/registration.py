@@ -5,7 +5,6 @@ from __future__ import annotations
 from transformers import Pipeline, PreTrainedModel
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .hypotheses import TransducerSearch
 from .multitask import MT2KDMultiTaskPipeline
 from .speaker_verification import MT2KDSpeakerVerificationPipeline
 from .transducer_asr import MT2KDTransducerASRPipeline
@@ -21,7 +20,6 @@ def register_pipelines(
     transducer_model: type[PreTrainedModel],
     speaker_model: type[PreTrainedModel],
     multitask_model: type[PreTrainedModel],
-    transducer_search: TransducerSearch,
 ) -> None:
     """Register the three MT2KD tasks (safe to call again). `modeling_mt2kd` calls this on import with its classes.
 
@@ -29,9 +27,7 @@ def register_pipelines(
         transducer_model: loads a folder for `"mt2kd-transducer-asr"` (`MT2KDForRNNT`).
         speaker_model: loads a folder for `"mt2kd-speaker-verification"` (`MT2KDForXVector`).
         multitask_model: loads a folder for `"mt2kd-multitask"` (`MT2KDForMultiTask`).
-        transducer_search: decodes the multi-task model's transducer head (`decode_transducer`).
     """
-    MT2KDMultiTaskPipeline.transducer_search = staticmethod(transducer_search)
     tasks: tuple[tuple[str, type[Pipeline], type[PreTrainedModel]], ...] = (
         (TRANSDUCER_ASR_TASK, MT2KDTransducerASRPipeline, transducer_model),
         (SPEAKER_VERIFICATION_TASK, MT2KDSpeakerVerificationPipeline, speaker_model),
