@@ -29,6 +29,13 @@ def decode_waveform(audio: Any, sample_rate: int = 16000, max_duration_s: float 
     for unreadable, empty, non-finite or longer-than-`max_duration_s` audio.
     """
     source = _source_of(audio)
+    header_duration_s = _header_duration_s(source)
+    if max_duration_s is not None and header_duration_s is not None and header_duration_s > max_duration_s:
+        # Checked on the header, before decoding: a manifest may understate a file's length, and a 2-hour
+        # recording decoded only to be dropped would cost gigabytes in every data worker.
+        raise SkippedExample(
+            SkipReason.TOO_LONG, f"{header_duration_s:.2f} s (file header) exceeds max_duration_s {max_duration_s}"
+        )
     try:
         waveform, _ = load_audio(source, target_sample_rate=sample_rate, mono=True)
     except (AudioDecodeError, OSError, ValueError) as error:
@@ -56,6 +63,15 @@ def _source_of(audio: Any) -> str | bytes:
     if isinstance(audio, (str, os.PathLike, bytes, bytearray)):
         return audio
     raise SkippedExample(SkipReason.UNREADABLE, f"audio value of type {type(audio).__name__} is not a path or bytes")
+
+
+def _header_duration_s(source: str | bytes) -> float | None:
+    """Duration in seconds that the file's header declares; None when the header cannot be read."""
+    try:
+        info = soundfile.info(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
+    except Exception:  # noqa: BLE001 - decoding reports unreadable files with the reason
+        return None
+    return info.frames / info.samplerate if info.samplerate > 0 else None
 
 
 def _holds_no_samples(source: str | bytes) -> bool:
