@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
+
 from processing_mt2kd import resample
 from processing_mt2kd.data import AudioCollator, DataHealth
 from processing_mt2kd.data import decode as decode_module

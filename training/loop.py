@@ -2,9 +2,9 @@
 
 One process per device (DDP through `accelerate launch`; gloo on CPU). Each step runs
 `gradient_accumulation_steps` batches; a step whose loss or gradient is not finite on any rank is
-skipped on every rank without touching the weights or the optimiser state. Checkpoints are written
-to a temporary folder and renamed, so an interrupted save never replaces a good checkpoint, and
-they hold everything needed to continue exactly: model, optimiser, scheduler, model average,
+skipped on every rank without touching the weights, the buffers (batch-norm statistics) or the
+optimiser state. Checkpoints are written to a temporary folder and renamed, so an interrupted save
+never replaces a good checkpoint, and they hold everything needed to continue exactly: model, optimiser, scheduler, model average,
 random states and the sampler's position.
 """
 
@@ -218,6 +218,9 @@ class Trainer:
         totals: dict[str, float] = {}
         loss_sum = None
         self.model.train()
+        # Forward passes update buffers (batch-norm statistics): a skipped step puts them back, so it leaves no
+        # trace, and a NaN batch cannot poison the statistics that evaluation uses.
+        buffers = [buffer.detach().clone() for buffer in self.model.buffers()]
         for micro_step in range(accumulation):
             batch = next(batches)
             context = self.accelerator.no_sync(self.model) if micro_step < accumulation - 1 else _null_context()
@@ -234,6 +237,9 @@ class Trainer:
             self.optimizer.step()
             self.state.consecutive_nonfinite_steps = 0
         else:
+            with torch.no_grad():
+                for buffer, saved in zip(self.model.buffers(), buffers):
+                    buffer.copy_(saved)
             self.state.skipped_nonfinite_steps += 1
             self.state.consecutive_nonfinite_steps += 1
             logger.warning("step %d: non-finite loss or gradient; step skipped", self.state.step)
