@@ -56,7 +56,11 @@ FRONT_END_FILES = (
 EVAL_TASKS = {
     "asr": {"metrics": ("wer",), "task_type": "automatic-speech-recognition", "task_name": "Speech recognition"},
     "tagging": {"metrics": ("map",), "task_type": "audio-classification", "task_name": "Audio tagging"},
-    "speaker": {"metrics": ("eer", "min_dcf"), "task_type": "audio-classification", "task_name": "Speaker verification"},
+    "speaker": {
+        "metrics": ("eer", "min_dcf"),
+        "task_type": "audio-classification",
+        "task_name": "Speaker verification",
+    },
 }
 METRIC_NAMES = {"wer": "WER", "map": "mAP", "eer": "EER", "min_dcf": "minDCF"}
 PERCENT_METRICS = ("wer", "map", "eer")
@@ -88,7 +92,9 @@ def check_model_folder(folder: str | Path) -> CheckedFolder:
     """
     folder = Path(folder)
     if not (folder / "config.json").is_file():
-        raise ReleaseError(f"{folder} has no config.json; pass a folder written by save_pretrained (or convert_icefall)")
+        raise ReleaseError(
+            f"{folder} has no config.json; pass a folder written by save_pretrained (or convert_icefall)"
+        )
     model_type = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
     if model_type != MT2KDConfig.model_type:
         raise ReleaseError(f"{folder}/config.json has model_type={model_type!r}; expected {MT2KDConfig.model_type!r}")
@@ -98,7 +104,8 @@ def check_model_folder(folder: str | Path) -> CheckedFolder:
         raise ReleaseError(f"{folder}/config.json is not a valid MT2KDConfig: {error}") from error
     if not ((folder / WEIGHTS_FILE).is_file() or (folder / WEIGHTS_INDEX_FILE).is_file()):
         raise ReleaseError(
-            f"{folder} has no {WEIGHTS_FILE}; load the model and save it with save_pretrained (safetensors is the default)"
+            f"{folder} has no {WEIGHTS_FILE}; load the model and save it with save_pretrained "
+            "(safetensors is the default)"
         )
     architecture = (config.architectures or [None])[0]
     model_class = getattr(modeling_mt2kd, architecture or "", None)
@@ -111,7 +118,9 @@ def check_model_folder(folder: str | Path) -> CheckedFolder:
     problems = {kind: keys for kind, keys in loading_info.items() if kind != "error_msgs" and keys}
     if problems:
         details = "; ".join(f"{kind}: {sorted(map(str, keys))[:5]}" for kind, keys in problems.items())
-        raise ReleaseError(f"the weights in {folder} do not match {architecture} ({details}); re-save the trained model")
+        raise ReleaseError(
+            f"the weights in {folder} do not match {architecture} ({details}); re-save the trained model"
+        )
     try:
         processor = MT2KDProcessor.from_pretrained(folder)
     except (OSError, ValueError, TypeError, KeyError) as error:
@@ -142,7 +151,9 @@ def load_eval_results(path: str | Path) -> dict:
         if task not in EVAL_TASKS:
             raise ReleaseError(f"{where} has task={task!r}; expected one of {sorted(EVAL_TASKS)}")
         if result.get("metric") not in EVAL_TASKS[task]["metrics"]:
-            raise ReleaseError(f"{where} has metric={result.get('metric')!r}; a {task} result reports {EVAL_TASKS[task]['metrics']}")
+            raise ReleaseError(
+                f"{where} has metric={result.get('metric')!r}; a {task} result reports {EVAL_TASKS[task]['metrics']}"
+            )
         value = result.get("value")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ReleaseError(f"{where} has value={value!r}; expected a finite number")
@@ -226,14 +237,16 @@ def _result_rows(eval_results: dict) -> list[dict]:
     return rows
 
 
-def render_model_card(checked: CheckedFolder, repo_id: str, eval_results: dict | None = None, template: str | None = None) -> str:
+def render_model_card(checked: CheckedFolder, repo_id: str, eval_results: dict | None = None) -> str:
     """README.md for a release: the template's metadata plus `model-index`/`datasets` from `eval_results`,
     and its body rendered with Jinja (`repo_id`, `model_name`, `config`, `num_parameters`, `pipelines`,
     `results`: table rows or None)."""
-    metadata, body = _split_front_matter(read_card_template() if template is None else template)
+    metadata, body = _split_front_matter(read_card_template())
     model_name = repo_id.rsplit("/", 1)[-1]
     if eval_results is not None and eval_results["results"]:
-        datasets = list(dict.fromkeys([*(metadata.pop("datasets", None) or []), *(r["dataset"] for r in eval_results["results"])]))
+        datasets = list(
+            dict.fromkeys([*(metadata.pop("datasets", None) or []), *(r["dataset"] for r in eval_results["results"])])
+        )
         card_data = ModelCardData(
             **metadata, datasets=datasets, model_name=model_name, eval_results=model_index(eval_results, model_name)
         )
@@ -263,7 +276,9 @@ def _prepare_output_dir(folder: Path, output_dir: Path) -> None:
     """Create `output_dir`, or empty it when it holds an earlier (maybe partial) release; never touch `folder`."""
     folder, output_dir = folder.resolve(), output_dir.resolve()
     if output_dir == folder or folder in output_dir.parents or output_dir in folder.parents:
-        raise ReleaseError(f"the release folder {output_dir} overlaps the model folder {folder}; choose a separate folder")
+        raise ReleaseError(
+            f"the release folder {output_dir} overlaps the model folder {folder}; choose a separate folder"
+        )
     if output_dir.exists():
         strangers = [entry.name for entry in sorted(output_dir.iterdir()) if not _is_release_file(entry)]
         if strangers:
@@ -383,7 +398,9 @@ def upload_release(
                 raise
             wait_s = first_retry_wait_s * 2 ** (attempt - 1)
             attempt += 1
-            logger.warning("upload to %s failed (%s); try %d of %d in %.1f s", repo_id, error, attempt, attempts, wait_s)
+            logger.warning(
+                "upload to %s failed (%s); try %d of %d in %.1f s", repo_id, error, attempt, attempts, wait_s
+            )
             time.sleep(wait_s)
 
 
