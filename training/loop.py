@@ -4,8 +4,8 @@ One process per device (DDP through `accelerate launch`; gloo on CPU). Each step
 `gradient_accumulation_steps` batches; a step whose loss or gradient is not finite on any rank is
 skipped on every rank without touching the weights, the buffers (batch-norm statistics) or the
 optimiser state. Checkpoints are written to a temporary folder and renamed, so an interrupted save
-never replaces a good checkpoint, and they hold everything needed to continue exactly: model, optimiser, scheduler, model average,
-random states and the sampler's position.
+never replaces a good checkpoint, and they hold everything needed to continue exactly: model,
+optimiser, scheduler, model average, random states and the sampler's position.
 """
 
 from __future__ import annotations
@@ -184,15 +184,15 @@ class Trainer:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             (temporary / TRAINER_STATE).write_text(json.dumps(asdict(self.state), indent=1))
-            if final.exists():
-                shutil.rmtree(final)
+            if final.exists():  # this step saved again (a run resumed from an older checkpoint)
+                _discard_checkpoint(final)
             temporary.rename(final)
             complete = sorted(
                 (p for p in checkpoints.glob(f"{CHECKPOINT_PREFIX}*")),
                 key=lambda p: int(p.name.removeprefix(CHECKPOINT_PREFIX)),
             )
             for old in complete[: -self.config.training.keep_checkpoints]:
-                shutil.rmtree(old)
+                _discard_checkpoint(old)
         accelerator.wait_for_everyone()
         return final
 
@@ -347,6 +347,13 @@ class Trainer:
         accelerator.wait_for_everyone()
         accelerator.end_training()
         return final
+
+
+def _discard_checkpoint(folder: Path) -> None:
+    """Delete a checkpoint, marking it incomplete first: a kill half-way through leaves a folder that
+    `latest_checkpoint` skips (and a later save deletes), never one that still looks complete."""
+    (folder / TRAINER_STATE).unlink(missing_ok=True)
+    shutil.rmtree(folder)
 
 
 class _null_context:
