@@ -41,14 +41,30 @@ class TransducerPredictor(nn.Module):
         embedded = self.embedding_balancer(self.embedding(tokens.clamp(min=0)) * (tokens >= 0).unsqueeze(-1))
         if self.context_conv is None:
             return embedded
-        embedded = embedded.transpose(1, 2)
         if need_pad:
-            embedded = F.pad(embedded, (self.context_size - 1, 0))
-        elif embedded.shape[-1] != self.context_size:
+            mixed = self.context_conv(F.pad(embedded.transpose(1, 2), (self.context_size - 1, 0))).transpose(1, 2)
+        elif embedded.shape[1] != self.context_size:
             raise ValueError(
-                f"need_pad=False expects exactly context_size={self.context_size} tokens, got {embedded.shape[-1]}"
+                f"need_pad=False expects exactly context_size={self.context_size} tokens, got {embedded.shape[1]}"
             )
-        return self.output_balancer(F.relu(self.context_conv(embedded).transpose(1, 2)))
+        else:
+            mixed = self._context_conv_one_position(embedded)
+        return self.output_balancer(F.relu(mixed))
+
+    def _context_conv_one_position(self, embedded: torch.Tensor) -> torch.Tensor:
+        """`context_conv` at its only output position, (batch, context_size, decoder_dim) → (batch, 1, decoder_dim),
+        as one batched matmul over the channel groups. Decoding calls this once per frame, and conv1d's per-call
+        overhead on this tiny shape made it the largest cost of greedy search on CPU (benchmarks/RESULTS.md)."""
+        weight = self.context_conv.weight  # (out_channels, in_channels / groups, context_size)
+        groups = self.context_conv.groups
+        out_channels, in_per_group, context_size = weight.shape
+        batch_size = embedded.shape[0]
+        # (groups, batch, in_per_group · context_size), flattened in the weight's (channel, position) order.
+        windows = embedded.reshape(batch_size, context_size, groups, in_per_group).permute(2, 0, 3, 1)
+        windows = windows.reshape(groups, batch_size, in_per_group * context_size)
+        group_weights = weight.view(groups, out_channels // groups, in_per_group * context_size).transpose(1, 2)
+        mixed = torch.bmm(windows, group_weights)  # (groups, batch, out_channels / groups)
+        return mixed.transpose(0, 1).reshape(batch_size, 1, out_channels)
 
 
 class TransducerJoiner(nn.Module):

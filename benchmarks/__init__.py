@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks of MT2KD against its teachers (scripts, not tests): `python benchmarks/run.py`."""

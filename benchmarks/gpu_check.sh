@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One-shot GPU check for issue 8: fills the CUDA rows of benchmarks/RESULTS.md on one H100/H200 in under
+# 10 minutes, printing every figure as soon as it is measured.
+#
+#   bash benchmarks/gpu_check.sh [OUTPUT_DIR]        (default: $OUT if set, else ./gpu_results)
+#
+# Each section runs as its own `benchmarks/run.py --device cuda` call under its own time limit, so one failure
+# or overrun does not lose the others; each writes OUTPUT_DIR/<section>.json and .log. Sections, in order of
+# what the issue's targets need most:
+#   inference   bf16, batch 1 / 32 / 256 x 10 s: the one pass (ms per call, s of audio per s, peak memory) and,
+#               at batch 32, the three teachers one after another in the same process (~3 min)
+#   training    stage-1 step with cached targets, mt2kd-66m, batch 64 x 10 s, bf16 autocast: FLOPs and MFU (~1 min)
+#   fast_paths  greedy-search predictor (batched matmul vs conv1d) at batch 1 / 32; bf16-vs-fp32 deviation (~1 min)
+#   long_form   10 and 60 minutes through the chunked transducer pipeline, fp32: time and peak CUDA memory (~2 min)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-${OUT:-gpu_results}}"
+mkdir -p "$out"
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$out/nvidia-smi.csv"
+# The import packages processing_mt2kd / training_mt2kd exist only once the checkout is installed (setup.py
+# package_dir); install it without touching dependencies if this machine has not.
+if ! python -c "import processing_mt2kd, training_mt2kd" 2>/dev/null; then
+    pip install --quiet --no-deps --no-build-isolation -e . || echo "WARNING: editable install failed"
+fi
+python -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())"
+
+run_section() {  # name, time limit in seconds
+    local name=$1 limit=$2
+    echo "=== $name (limit ${limit} s) ==="
+    timeout "$limit" python benchmarks/run.py --device cuda --sections "$name" --output "$out/$name.json" \
+        2>&1 | grep --line-buffered -v ": round " | tee "$out/$name.log"
+    local status=${PIPESTATUS[0]}
+    [ "$status" -eq 0 ] || echo "=== $name FAILED or timed out (exit $status); see $out/$name.log ==="
+}
+
+run_section inference 240
+run_section training 90
+run_section fast_paths 70
+run_section long_form 120
+echo "=== done: $out ==="
