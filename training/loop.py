@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs
+from accelerate.utils import load as accelerate_load
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -150,6 +152,7 @@ class Trainer:
         path = latest_checkpoint(checkpoint)
         if path is None:
             raise FileNotFoundError(f"no complete checkpoint under {checkpoint}")
+        _check_checkpoint_pickles(path)
         self.accelerator.load_state(str(path))
         saved = json.loads((path / TRAINER_STATE).read_text())
         self.state = TrainerState(**saved)
@@ -347,6 +350,26 @@ class Trainer:
         accelerator.wait_for_everyone()
         accelerator.end_training()
         return final
+
+
+def _check_checkpoint_pickles(checkpoint: Path) -> None:
+    """Read every pickle of a checkpoint with `weights_only=True` before Accelerate loads it.
+
+    Accelerate unpickles the states of registered objects (`custom_checkpoint_*.pkl`: the schedule and
+    the model average) with `weights_only=False`, which would run any code a tampered checkpoint holds,
+    and it skips unreadable random states with a log line, which would make the resume silently
+    inexact. Here both are errors that name the file.
+    """
+    for path in sorted([*checkpoint.glob("*.pkl"), *checkpoint.glob("*.bin")]):
+        try:
+            accelerate_load(path, map_location="cpu")  # weights_only=True, plus the numpy types of RNG states
+        except pickle.UnpicklingError as error:
+            raise pickle.UnpicklingError(
+                f"{path} holds more than tensors and plain values, and loading it could run code; resume only "
+                "from checkpoints this trainer wrote"
+            ) from error
+        except Exception as error:  # any unreadable file makes the resume wrong
+            raise pickle.UnpicklingError(f"cannot read {path} ({error}); resume from another checkpoint") from error
 
 
 def _discard_checkpoint(folder: Path) -> None:
