@@ -31,7 +31,7 @@ setup(
     packages=_packages(),
     package_data={
         "configuration_mt2kd": ["*.json"],
-        "training_mt2kd": ["configs/*.yaml"],
+        "training_mt2kd": ["configs/*.yaml", "model_card.md"],
     },
     install_requires=[
         "torch==2.11.0",
@@ -46,6 +46,7 @@ setup(
         "soundfile",
         "sentencepiece",
         "protobuf",
+        "jinja2",
         "numpy",
         "pyyaml",
         "tqdm",

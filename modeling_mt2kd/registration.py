@@ -6,6 +6,8 @@ from transformers import (
     AutoModelForAudioClassification,
     AutoModelForAudioXVector,
     AutoModelForCTC,
+    AutoModelForPreTraining,
+    AutoModelForRNNT,
 )
 
 from configuration_mt2kd import MT2KDConfig
@@ -26,6 +28,10 @@ _AUTO_MODELS = (
     (AutoModelForCTC, MT2KDForCTC),
     (AutoModelForAudioClassification, MT2KDForAudioClassification),
     (AutoModelForAudioXVector, MT2KDForXVector),
+    # The same mapping as the remote-code bundle's `custom_pipelines` (transformers has no
+    # multi-task Auto class; pre-training is the closest).
+    (AutoModelForRNNT, MT2KDForRNNT),
+    (AutoModelForPreTraining, MT2KDForMultiTask),
 )
 
 

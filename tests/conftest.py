@@ -10,7 +10,6 @@ from pathlib import Path
 _CACHE_DIR = tempfile.mkdtemp(prefix="mt2kd-tests-hf-")
 os.environ["HF_HOME"] = _CACHE_DIR
 os.environ["HF_DATASETS_CACHE"] = os.path.join(_CACHE_DIR, "datasets")
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest
 import torch

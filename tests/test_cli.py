@@ -173,16 +173,16 @@ def test_bad_options_exit_with_status_2_and_a_message(capsys, model_folder, argv
 
 
 def test_a_new_subcommand_needs_only_its_module_and_a_registry_entry(monkeypatch, capsys):
-    demo = types.ModuleType("training_mt2kd.commands.demo")
+    module = types.ModuleType("training_mt2kd.commands.greet")
 
     def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--voices", type=int, default=2)
+        parser.add_argument("--times", type=int, default=2)
 
-    demo.COMMAND = Command(name="demo", help="run the demo", add_arguments=add_arguments, run=lambda args: args.voices)
-    monkeypatch.setitem(sys.modules, "training_mt2kd.commands.demo", demo)
-    monkeypatch.setattr(commands, "COMMAND_MODULES", (*commands.COMMAND_MODULES, "demo"))
-    assert main(["demo", "--voices", "3"]) == 3
-    assert [command.name for command in load_commands()][-1] == "demo"
+    module.COMMAND = Command(name="greet", help="say hello", add_arguments=add_arguments, run=lambda args: args.times)
+    monkeypatch.setitem(sys.modules, "training_mt2kd.commands.greet", module)
+    monkeypatch.setattr(commands, "COMMAND_MODULES", (*commands.COMMAND_MODULES, "greet"))
+    assert main(["greet", "--times", "3"]) == 3
+    assert [command.name for command in load_commands()][-1] == "greet"
 
 
 def test_two_commands_with_one_name_are_refused(monkeypatch):

@@ -674,12 +674,6 @@ def test_the_cards_commands_on_stock_pipelines_run(hub, model_folder, checked, t
     run_card_commands(hub, tmp_path, data_dir, lines)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a released config.json lists custom_pipelines, which transformers' pipeline() prefers to the locally "
-    "registered tasks and refuses without trust_remote_code: the CLI's load_pipeline must pass the registered "
-    "pipeline_class, and modeling_mt2kd must register AutoModelForRNNT and AutoModelForPreTraining as the bundle does",
-)
 def test_the_cards_commands_on_custom_pipelines_run(hub, model_folder, checked, tmp_path, data_dir):
     released_hub(hub, model_folder, checked, tmp_path)
     lines = [line for line in card_command_lines() if uses_a_custom_pipeline(line)]

@@ -318,28 +318,33 @@ class Trainer:
                 history.write(json.dumps(record) + "\n")
 
     def _save_final_model(self) -> Path:
-        """Save the (averaged, when enabled) model with its processor files and a run summary."""
+        """Save the final weights to `final/` (and, once the running average has been updated,
+        the averaged weights to `averaged/`, each with the processor files) and a run summary."""
         accelerator = self.accelerator
         accelerator.wait_for_everyone()
         model = accelerator.unwrap_model(self.model)
         digests = accelerator.gather_for_metrics([weights_digest(model)], use_gather_object=True)
         final = self.output_dir / "final"
+        averaged_folder = None
         if accelerator.is_main_process:
-            if self.averager is not None:
-                averaged = type(model)(model.config)
-                averaged.load_state_dict(model.state_dict())
-                self.averager.copy_to(averaged)
-                model = averaged
             model.save_pretrained(final)
             if self.save_artifacts is not None:
                 self.save_artifacts(final)
+            if self.averager is not None and self.averager.last_update_batch > 0:
+                averaged_folder = self.output_dir / "averaged"
+                averaged = type(model)(model.config)
+                averaged.load_state_dict(model.state_dict())
+                self.averager.copy_to(averaged)
+                averaged.save_pretrained(averaged_folder)
+                if self.save_artifacts is not None:
+                    self.save_artifacts(averaged_folder)
             summary = {
                 "steps": self.state.step,
                 "skipped_nonfinite_steps": self.state.skipped_nonfinite_steps,
                 "data_health": self.data_health.to_dict() if self.data_health is not None else {},
                 "num_processes": accelerator.num_processes,
                 "weights_digest_per_rank": digests,
-                "model_averaging": self.averager is not None,
+                "averaged_model": str(averaged_folder) if averaged_folder else None,
                 "last_losses": self.history[-1] if self.history else {},
             }
             (self.output_dir / "run_summary.json").write_text(json.dumps(summary, indent=1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from transformers import Pipeline, pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
 import modeling_mt2kd  # noqa: F401 - registers the MT2KD model, front end and pipeline tasks with transformers
@@ -16,4 +17,8 @@ def load_pipeline(task: str, model: str, device: str | None) -> Pipeline:
     One folder holds every head; loading it for one task would log each unused head's weights.
     """
     logging.set_verbosity_error()
-    return pipeline(task, model=model, device=device)
+    registered = PIPELINE_REGISTRY.supported_tasks.get(task)
+    # A released folder names its pipelines as remote code (`custom_pipelines`); with the package
+    # installed, use the registered class rather than asking for trust_remote_code.
+    pipeline_class = registered["impl"] if registered is not None and task.startswith("mt2kd-") else None
+    return pipeline(task, model=model, device=device, pipeline_class=pipeline_class)
