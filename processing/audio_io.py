@@ -8,7 +8,9 @@ from here, so each of those jobs has exactly one implementation.
 from __future__ import annotations
 
 import io
+import math
 import os
+from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
 
@@ -20,6 +22,12 @@ import torchaudio.functional
 __all__ = ["AudioDecodeError", "MAX_CHANNELS", "downmix_to_mono", "load_audio", "pcm_to_float", "resample"]
 
 AudioSource = str | os.PathLike | bytes | BinaryIO
+
+# torchaudio's windowed-sinc resampler builds a kernel of about (target / g) x (orig / g) weights, g the rates'
+# greatest common divisor: a few thousand for the usual rates, but 16000 x 44101 (2.8 GB) for a 44101 Hz file. Rates
+# without a large common divisor are resampled at the nearest ratio whose kernel stays within this many weights
+# (a relative rate error of a few parts per million, far below audibility).
+MAX_RESAMPLING_KERNEL = 2_000_000
 
 # A 2-D array whose shorter axis is longer than this is not read as (channels, samples): it is far more likely a
 # stacked batch, which must not be silently averaged into one recording.
@@ -136,5 +144,28 @@ def resample(waveform: np.ndarray | torch.Tensor, orig_sample_rate: int, target_
             raise ValueError(f"{name} must be a positive whole number of Hz, e.g. 16000; got {rate!r}")
     tensor = torch.as_tensor(waveform, dtype=torch.float32)
     if orig_sample_rate != target_sample_rate:
-        tensor = torchaudio.functional.resample(tensor, int(orig_sample_rate), int(target_sample_rate))
+        orig, target = _bounded_rate_ratio(int(orig_sample_rate), int(target_sample_rate))
+        tensor = torchaudio.functional.resample(tensor, orig, target)
     return tensor.numpy()
+
+
+def _sinc_kernel_size(orig: int, target: int) -> int:
+    """Weights of torchaudio's resampling kernel for coprime rates (lowpass_filter_width 6, rolloff 0.99)."""
+    width = math.ceil(6 * orig / (0.99 * min(orig, target)))
+    return target * (orig + 2 * width)
+
+
+def _bounded_rate_ratio(orig_sample_rate: int, target_sample_rate: int) -> tuple[int, int]:
+    """`(orig, target)`: the rates reduced to coprime terms, or the nearest ratio whose kernel fits
+    `MAX_RESAMPLING_KERNEL`."""
+    ratio = Fraction(target_sample_rate, orig_sample_rate)
+    approximation, max_denominator = ratio, ratio.denominator
+    while _sinc_kernel_size(approximation.denominator, approximation.numerator) > MAX_RESAMPLING_KERNEL:
+        max_denominator //= 2
+        approximation = ratio.limit_denominator(max_denominator) if max_denominator else Fraction(0)
+        if approximation == 0:
+            raise ValueError(
+                f"cannot resample from {orig_sample_rate} Hz to {target_sample_rate} Hz: the ratio is too extreme "
+                "for audio; check the sample rate"
+            )
+    return approximation.denominator, approximation.numerator

@@ -21,6 +21,11 @@ __all__ = ["MT2KDFeatureExtractor"]
 # icefall pads feature batches with log(1e-10): the log of its fbank's energy floor.
 LOG_ENERGY_FLOOR = math.log(1e-10)
 
+# Frames computed at a time. Each frame is processed on its own (its own DC offset and pre-emphasis), so blocks give
+# the same features as one pass, and the working memory of a long recording is one block's instead of ~30x its
+# features (530 MB for 10 minutes in one pass).
+FRAMES_PER_BLOCK = 2000
+
 AudioArray = np.ndarray | torch.Tensor | Sequence[float]
 
 
@@ -120,6 +125,11 @@ class MT2KDFeatureExtractor(SequenceFeatureExtractor):
             name = "the audio" if len(recordings) == 1 else f"recording {index} of the batch"
             waveform = self._prepare_waveform(recording, sampling_rate, name)
             features.append(self._fbank(waveform))
+            if not np.isfinite(features[-1]).all():  # finite samples so large that their power overflows float32
+                raise ValueError(
+                    f"{name} gives non-finite features: its samples reach {np.abs(waveform).max():.3g}, far outside "
+                    "[-1, 1]; pass float audio scaled to [-1, 1] (integer PCM is scaled for you)"
+                )
 
         batch = BatchFeature({"input_features": features})
         if padding is False or padding == PaddingStrategy.DO_NOT_PAD:
@@ -153,6 +163,11 @@ class MT2KDFeatureExtractor(SequenceFeatureExtractor):
         waveform = pcm_to_float(recording)
         if not np.isfinite(waveform).all():
             bad = int(np.flatnonzero(~np.isfinite(waveform))[0])
+            if np.isfinite(recording.flat[bad]):
+                raise ValueError(
+                    f"{name} holds samples beyond the float32 range (e.g. {recording.flat[bad]:.3g} at flat index "
+                    f"{bad}); pass float audio scaled to [-1, 1]"
+                )
             raise ValueError(
                 f"{name} contains NaN or infinite samples (first at flat index {bad}); remove or replace them "
                 "(e.g. `np.nan_to_num`) before feature extraction"
@@ -172,10 +187,19 @@ class MT2KDFeatureExtractor(SequenceFeatureExtractor):
         """`(frames, feature_size)` log-mel features of a 1-D float32 waveform at `self.sampling_rate`."""
         num_samples = len(waveform)
         num_frames = self.num_frames(num_samples)
+        blocks = []
+        for first_frame in range(0, num_frames, FRAMES_PER_BLOCK):
+            block_frames = min(FRAMES_PER_BLOCK, num_frames - first_frame)
+            blocks.append(self._fbank_block(waveform, first_frame, block_frames))
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+    def _fbank_block(self, waveform: np.ndarray, first_frame: int, num_frames: int) -> np.ndarray:
+        """`(num_frames, feature_size)` features of frames `first_frame ...` of the whole waveform."""
+        num_samples = len(waveform)
         # Kaldi's snip_edges=False framing, built explicitly: torchaudio refuses inputs shorter than one window,
         # which Kaldi (and so icefall) accepts by mirroring. Sample indices outside [0, n) reflect as
         # -1 -> 0, n -> n - 1 (repeatedly for very short inputs), i.e. they are periodic in 2n.
-        first_sample = self.hop_length // 2 - self.win_length // 2
+        first_sample = self.hop_length // 2 - self.win_length // 2 + first_frame * self.hop_length
         indices = np.arange(first_sample, first_sample + (num_frames - 1) * self.hop_length + self.win_length)
         indices = np.mod(indices, 2 * num_samples)
         indices = np.where(indices >= num_samples, 2 * num_samples - 1 - indices, indices)

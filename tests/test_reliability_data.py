@@ -63,6 +63,7 @@ def build_corpus(folder: Path, data_dir: Path) -> tuple[dict[str, str], set[str]
     soundfile.write(recordings / "no_frames.wav", np.zeros(0, np.int16), 16000)
     (recordings / "not_audio.wav").write_text("this is a text file, not audio\n" * 20)
     soundfile.write(recordings / "nan.wav", np.full(8000, np.nan, np.float32), 16000, subtype="FLOAT")
+    soundfile.write(recordings / "huge.wav", np.full(8000, 1e30, np.float32), 16000, subtype="FLOAT")  # unscaled
     # Usable files: cut short on disk (the rest is decoded), and at rates other than the corpus' own.
     (recordings / "truncated_data.wav").write_bytes(real_bytes[: len(real_bytes) // 2])
     stereo_44k = resample(samples, rate, 44100)
@@ -78,6 +79,7 @@ def build_corpus(folder: Path, data_dir: Path) -> tuple[dict[str, str], set[str]
         "empty.wav": "empty",
         "no_frames.wav": "empty",
         "nan.wav": "non_finite",
+        "huge.wav": "non_finite",
         "two_hours.wav": "too_long",
     }
     usable = {"truncated_data.wav": None, "stereo_44k.wav": duration_s, "flac_22k.flac": duration_s}

@@ -14,6 +14,11 @@ from ..audio_io import AudioDecodeError, load_audio
 from .health import SkipReason
 
 
+# Float audio lies in [-1, 1]; samples far beyond are corrupt or were written unscaled (and from about 1e16 the
+# filter-bank power overflows float32, so the features would not be finite).
+MAX_SAMPLE_MAGNITUDE = 1e6
+
+
 class SkippedExample(Exception):
     """An example that cannot be trained on; `reason` says why (see `DataHealth`)."""
 
@@ -26,7 +31,7 @@ def decode_waveform(audio: Any, sample_rate: int = 16000, max_duration_s: float 
     """Decode an `Audio(decode=False)` value (`{"bytes", "path"}`), a path or bytes to mono float32.
 
     Returns `(samples,)` at `sample_rate` Hz (other rates are resampled). Raises `SkippedExample`
-    for unreadable, empty, non-finite or longer-than-`max_duration_s` audio.
+    for unreadable, empty, non-finite (or beyond ±`MAX_SAMPLE_MAGNITUDE`) or longer-than-`max_duration_s` audio.
     """
     source = _source_of(audio)
     header_duration_s = _header_duration_s(source)
@@ -45,6 +50,9 @@ def decode_waveform(audio: Any, sample_rate: int = 16000, max_duration_s: float 
         raise SkippedExample(SkipReason.EMPTY, "decoded to 0 samples")
     if not np.isfinite(waveform).all():
         raise SkippedExample(SkipReason.NON_FINITE, "holds NaN or infinite samples")
+    peak = float(np.abs(waveform).max())
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        raise SkippedExample(SkipReason.NON_FINITE, f"samples reach {peak:.3g}, far outside [-1, 1]")
     if max_duration_s is not None and waveform.shape[0] > max_duration_s * sample_rate:
         raise SkippedExample(
             SkipReason.TOO_LONG, f"{waveform.shape[0] / sample_rate:.2f} s exceeds max_duration_s {max_duration_s}"

@@ -12,7 +12,7 @@ class SkipReason(str, Enum):
 
     UNREADABLE = "unreadable"  # missing file, truncated or non-audio bytes
     EMPTY = "empty"  # decodes to zero samples
-    NON_FINITE = "non_finite"  # NaN or infinite samples
+    NON_FINITE = "non_finite"  # NaN or infinite samples, or samples far outside [-1, 1] (decode.MAX_SAMPLE_MAGNITUDE)
     TOO_SHORT = "too_short"  # below the corpus' min_duration_s
     TOO_LONG = "too_long"  # above max_duration_s
     UNKNOWN_LABEL = "unknown_label"  # a label name that is not in the label list (label dropped)
