@@ -68,7 +68,9 @@ def run_greedy_predictor_comparison(
                 "model": f"{preset} transducer greedy search, {candidate.name}",
                 "batch_size": batch_size,
                 "seconds": candidate.seconds,
+                "cpu_seconds": candidate.cpu_seconds,
                 "median_s": candidate.median_s,
+                "median_cpu_s": candidate.median_cpu_s,
                 "ms_per_encoder_frame": 1000 * candidate.median_s / (num_frames / batch_size),
                 "audio_s_per_s": batch_size * duration_s / candidate.median_s,
             })

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .machine import load_average
 from .memory import MIB, PeakCUDA
 from .models import TEACHERS, StudentAutocast, StudentEncoderOnly, StudentOnePass, WhisperUnpadded, WhisperWindows, test_audio
 from .timing import TimedCandidate, median_ratio, run_interleaved, synchronize
@@ -73,7 +74,8 @@ def _build_teachers(names: set[str], device: torch.device, dtype: torch.dtype, r
 
 
 def _run_setting(setting, student, teachers, device, report) -> list[dict]:
-    report(f"inference, {setting.label}, {device}")
+    report(f"inference, {setting.label}, {device}, load average {load_average()}")
+    load_before = load_average()
     waveforms = test_audio(setting.batch_size, setting.duration_s)
     audio_s = setting.batch_size * setting.duration_s
 
@@ -101,6 +103,7 @@ def _run_setting(setting, student, teachers, device, report) -> list[dict]:
     with torch.inference_mode():
         run_interleaved(candidates, device, report)
 
+    load_after = load_average()
     timed = {candidate.name: candidate for candidate in candidates}
     one_pass = timed[student.name]
     rows = [
@@ -130,7 +133,10 @@ def _run_setting(setting, student, teachers, device, report) -> list[dict]:
             "batch_size": setting.batch_size,
             "audio_s_per_call": audio_s,
             "seconds": candidate.seconds,
+            "cpu_seconds": candidate.cpu_seconds,
             "median_s": candidate.median_s,
+            "min_s": min(candidate.seconds),
+            "median_cpu_s": candidate.median_cpu_s,
             "ms_per_call": 1000 * candidate.median_s,
             "audio_s_per_s": audio_s / candidate.median_s,
             "real_time_factor": candidate.median_s / audio_s,
@@ -171,6 +177,8 @@ def _run_setting(setting, student, teachers, device, report) -> list[dict]:
         }
         rows.append(row)
         report(_summary(row))
+    for row in rows:
+        row["load_average_before_after"] = [load_before, load_after]
     return rows
 
 
@@ -179,6 +187,8 @@ def _summary(row: dict) -> str:
         f"  {row['setting']}: {row['model']}: {row['median_s']:.4f} s/call, {row['audio_s_per_s']:.1f} s audio/s, "
         f"RTF {row['real_time_factor']:.4f}"
     )
+    if "median_cpu_s" in row:
+        text += f" ({row['median_cpu_s']:.4f} CPU s/call)"
     if "one_pass_speedup" in row:
         text += f", one pass is {row['one_pass_speedup']:.1f}x faster"
     if "time_relative_to_one_pass" in row:

@@ -22,11 +22,21 @@ def synchronize(device: torch.device) -> None:
 
 def time_call(call: Callable[[], Any], device: torch.device) -> float:
     """Seconds one call takes, with the device's queue drained before and after."""
+    return time_call_with_cpu(call, device)[0]
+
+
+def time_call_with_cpu(call: Callable[[], Any], device: torch.device) -> tuple[float, float]:
+    """Wall-clock seconds of one call and the CPU seconds the process (all its threads) spent in it.
+
+    On a CPU shared with other work, wall time grows with the competition while CPU time stays near the
+    work done (plus what waiting threads spin), so the two together show how much of a slow call was the
+    machine's load.
+    """
     synchronize(device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     call()
     synchronize(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu_start
 
 
 @dataclass
@@ -38,10 +48,15 @@ class TimedCandidate:
     warmup: int = 1
     rounds: int = 3
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
 
     @property
     def median_s(self) -> float:
         return statistics.median(self.seconds)
+
+    @property
+    def median_cpu_s(self) -> float:
+        return statistics.median(self.cpu_seconds)
 
 
 def run_interleaved(candidates: list[TimedCandidate], device: torch.device, report: Callable[[str], None] = print) -> None:
@@ -52,8 +67,10 @@ def run_interleaved(candidates: list[TimedCandidate], device: torch.device, repo
     for round_index in range(max(candidate.rounds for candidate in candidates)):
         for candidate in candidates:
             if round_index < candidate.rounds:
-                candidate.seconds.append(time_call(candidate.call, device))
-                report(f"    {candidate.name}: round {round_index + 1}: {candidate.seconds[-1]:.4f} s")
+                wall_s, cpu_s = time_call_with_cpu(candidate.call, device)
+                candidate.seconds.append(wall_s)
+                candidate.cpu_seconds.append(cpu_s)
+                report(f"    {candidate.name}: round {round_index + 1}: {wall_s:.4f} s ({cpu_s:.4f} CPU s)")
 
 
 def median_ratio(numerators: list[float], denominators: list[float]) -> float:
