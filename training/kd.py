@@ -35,9 +35,10 @@ def load_teachers(config: RunConfig, label_names: list[str], device: torch.devic
     """The configured teachers, frozen, on `device` (bf16 autocast is applied by the adapters on CUDA)."""
     options = config.teachers
     teachers = []
-    if options.whisper:
+    if options.whisper:  # the frame-level ASR target: a Whisper encoder, or any encoder (kind: frame-encoder)
         whisper = dict(options.whisper)
-        teachers.append(load_teacher("whisper", whisper.pop("name_or_path"), device=device, **whisper))
+        kind = whisper.pop("kind", "whisper")
+        teachers.append(load_teacher(kind, whisper.pop("name_or_path"), device=device, **whisper))
     if options.tagging:
         tagging = dict(options.tagging)
         teachers.append(

@@ -18,7 +18,7 @@ from .command import Command
 
 __all__ = ["COMMAND_MODULES", "Command", "load_commands"]
 
-COMMAND_MODULES = ("transcribe", "tag", "embed", "verify")
+COMMAND_MODULES = ("demo", "reproduce_small", "transcribe", "tag", "embed", "verify")
 
 
 def load_commands() -> list[Command]:

@@ -3,6 +3,7 @@
 from .audio_classification import AudioClassificationTeacher
 from .base import Teacher, TeacherTargets
 from .frame_alignment import stack_to_student_frames, student_num_frames
+from .frame_encoder import FrameEncoderTeacher
 from .loading import TEACHER_KINDS, load_teacher
 from .speaker_embedding import SpeakerEmbeddingTeacher
 from .speechbrain_ecapa import SpeechBrainEcapaTeacher
@@ -11,6 +12,7 @@ from .whisper import WhisperEncoderTeacher
 __all__ = [
     "TEACHER_KINDS",
     "AudioClassificationTeacher",
+    "FrameEncoderTeacher",
     "SpeakerEmbeddingTeacher",
     "SpeechBrainEcapaTeacher",
     "Teacher",

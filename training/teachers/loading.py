@@ -6,12 +6,14 @@ from collections.abc import Callable
 
 from .audio_classification import AudioClassificationTeacher
 from .base import Teacher
+from .frame_encoder import FrameEncoderTeacher
 from .speaker_embedding import SpeakerEmbeddingTeacher
 from .speechbrain_ecapa import SpeechBrainEcapaTeacher
 from .whisper import WhisperEncoderTeacher
 
 TEACHER_KINDS: dict[str, Callable[..., Teacher]] = {
     "whisper": WhisperEncoderTeacher.from_pretrained,
+    "frame-encoder": FrameEncoderTeacher.from_pretrained,
     "audio-classification": AudioClassificationTeacher.from_pretrained,
     "xvector": SpeakerEmbeddingTeacher.from_pretrained,
     "speechbrain-ecapa": SpeechBrainEcapaTeacher.from_pretrained,
@@ -22,13 +24,13 @@ def load_teacher(kind: str, name_or_path: str, **options) -> Teacher:
     """Load a frozen teacher.
 
     Args:
-        kind: "whisper" (ASR target), "audio-classification" (tagging target), "xvector" or
-            "speechbrain-ecapa" (speaker target).
+        kind: "whisper" or "frame-encoder" (ASR target), "audio-classification" (tagging target),
+            "xvector" or "speechbrain-ecapa" (speaker target).
         name_or_path: Hub id (e.g. "openai/whisper-large-v3") or local folder.
         options: passed to the adapter's `from_pretrained`: `device` for all; `layer`,
-            `frames_per_student_frame` for Whisper; `labels`, `missing_label_probability` for
-            audio classification; Hub arguments (`revision`, `cache_dir`, `local_files_only`, ...)
-            for the transformers adapters.
+            `frames_per_student_frame` for Whisper; `frames_per_student_frame` for frame-encoder;
+            `labels`, `missing_label_probability` for audio classification; Hub arguments
+            (`revision`, `cache_dir`, `local_files_only`, ...) for the transformers adapters.
     """
     if kind not in TEACHER_KINDS:
         raise ValueError(f"unknown teacher kind {kind!r}; choose one of {sorted(TEACHER_KINDS)}")

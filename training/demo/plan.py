@@ -1,0 +1,120 @@
+"""The demo plan: corpus size, training steps, shared run configuration and evaluation, from YAML.
+
+A plan file (e.g. `training/configs/demo.yaml`) has the sections below; `base: OTHER.yaml` (relative
+to the file) starts from another plan and changes only what the file lists, merged key by key.
+
+    corpus:      keyword arguments of `synthesize_demo_corpus` (without the seed)
+    steps:       optimiser steps of asr_teacher, tagging_teacher, speaker_teacher, stage1, stage2
+                 (multi-task from scratch runs `stage2` steps: the same budget as MT2KD's stage 2)
+    run:         run-configuration values (training/config.py) shared by every training run
+    stage1:      values merged over `run` for stage 1
+    evaluation:  decoding (list), reported_decoding, batch_duration_s
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SECTIONS = ("corpus", "steps", "run", "stage1", "evaluation")
+STEP_NAMES = ("asr_teacher", "tagging_teacher", "speaker_teacher", "stage1", "stage2")
+EVALUATION_KEYS = ("decoding", "reported_decoding", "batch_duration_s")
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """A checked plan (see the module docstring for the meaning of each section)."""
+
+    corpus: dict[str, Any]
+    steps: dict[str, int]
+    run: dict[str, Any]
+    stage1: dict[str, Any]
+    evaluation: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {section: copy.deepcopy(getattr(self, section)) for section in SECTIONS}
+
+
+def packaged_plan(name: str = "demo.yaml") -> Path:
+    """A plan shipped in `training_mt2kd/configs/` (`demo.yaml`: the full demo; `demo_ci.yaml`: the reduced one)."""
+    return Path(str(resources.files("training_mt2kd").joinpath("configs", name)))
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `update` merged in, key by key for nested mappings (both left unchanged)."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _read_plan_values(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise ValueError(f"demo plans include each other in a loop: {' -> '.join(map(str, (*seen, path)))}")
+    if not path.is_file():
+        raise FileNotFoundError(f"demo plan {path} does not exist; pass a YAML file such as {packaged_plan()}")
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(values, dict):
+        raise ValueError(
+            f"demo plan {path}: expected a mapping of sections {list(SECTIONS)}; got {type(values).__name__}"
+        )
+    base = values.pop("base", None)
+    if base is None:
+        return values
+    return merge(_read_plan_values(path.parent / base, (*seen, path)), values)
+
+
+def apply_override(values: dict[str, Any], assignment: str) -> None:
+    """Set `section.key[.key...]=value` (value parsed as YAML) in plan values, in place."""
+    key, separator, raw_value = assignment.partition("=")
+    names = key.split(".")
+    if not separator or len(names) < 2 or not all(names):
+        raise ValueError(f"--set expects section.option=value (e.g. steps.stage2=100); got {assignment!r}")
+    target = values
+    for name in names[:-1]:
+        target = target.setdefault(name, {})
+        if not isinstance(target, dict):
+            raise ValueError(f"--set {assignment!r}: {name} is not a section, so it has no option {names[-1]!r}")
+    target[names[-1]] = yaml.safe_load(raw_value)
+
+
+def load_plan(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DemoPlan:
+    """Read a plan (default: the packaged `demo.yaml`), apply `section.option=value` overrides
+    (e.g. `steps.stage2=100`, `run.optim.lr=0.03`) and check it."""
+    values = _read_plan_values(Path(path) if path is not None else packaged_plan())
+    for assignment in overrides:
+        apply_override(values, assignment)
+    return plan_from_dict(values, where=str(path or packaged_plan()))
+
+
+def plan_from_dict(values: dict[str, Any], where: str = "demo plan") -> DemoPlan:
+    unknown = sorted(set(values) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"{where}: unknown sections {unknown}; a demo plan has {list(SECTIONS)}")
+    missing = [section for section in SECTIONS if not isinstance(values.get(section), dict)]
+    if missing:
+        raise ValueError(f"{where}: sections {missing} are missing or not mappings")
+    steps = values["steps"]
+    if sorted(steps) != sorted(STEP_NAMES) or not all(isinstance(n, int) and n >= 1 for n in steps.values()):
+        raise ValueError(f"{where}: steps must give a positive integer for each of {list(STEP_NAMES)}; got {steps}")
+    evaluation = values["evaluation"]
+    if sorted(evaluation) != sorted(EVALUATION_KEYS):
+        raise ValueError(f"{where}: evaluation must give exactly {list(EVALUATION_KEYS)}; got {sorted(evaluation)}")
+    if evaluation["reported_decoding"] not in evaluation["decoding"]:
+        raise ValueError(
+            f"{where}: evaluation.reported_decoding {evaluation['reported_decoding']!r} must be one of "
+            f"evaluation.decoding {evaluation['decoding']}"
+        )
+    if "seed" in values["corpus"]:
+        raise ValueError(f"{where}: corpus.seed is set by `mt2kd demo --seed`; remove it from the plan")
+    return DemoPlan(**{section: copy.deepcopy(values[section]) for section in SECTIONS})
