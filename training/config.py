@@ -79,7 +79,7 @@ class AugmentOptions:
 class TeacherOptions:
     whisper: dict | None = option(None, "{name_or_path, layer}: Whisper encoder teacher (ASR target).")
     tagging: dict | None = option(None, "{name_or_path}: AutoModelForAudioClassification teacher.")
-    speaker: dict | None = option(None, "{name_or_path, kind: xvector|speechbrain-ecapa}: speaker teacher.")
+    speaker: dict | None = option(None, "{name_or_path, kind: xvector|speechbrain-ecapa|resemblyzer}: speaker teacher.")
     cache_dir: str | None = option(None, "Read targets from this cache (extracting missing ones first); None = on the fly.")
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from .audio_classification import AudioClassificationTeacher
 from .base import Teacher
 from .frame_encoder import FrameEncoderTeacher
+from .resemblyzer_encoder import ResemblyzerTeacher
 from .speaker_embedding import SpeakerEmbeddingTeacher
 from .speechbrain_ecapa import SpeechBrainEcapaTeacher
 from .whisper import WhisperEncoderTeacher
@@ -17,6 +18,7 @@ TEACHER_KINDS: dict[str, Callable[..., Teacher]] = {
     "audio-classification": AudioClassificationTeacher.from_pretrained,
     "xvector": SpeakerEmbeddingTeacher.from_pretrained,
     "speechbrain-ecapa": SpeechBrainEcapaTeacher.from_pretrained,
+    "resemblyzer": ResemblyzerTeacher.from_pretrained,
 }
 
 
@@ -25,8 +27,9 @@ def load_teacher(kind: str, name_or_path: str, **options) -> Teacher:
 
     Args:
         kind: "whisper" or "frame-encoder" (ASR target), "audio-classification" (tagging target),
-            "xvector" or "speechbrain-ecapa" (speaker target).
-        name_or_path: Hub id (e.g. "openai/whisper-large-v3") or local folder.
+            "xvector", "speechbrain-ecapa" or "resemblyzer" (speaker target).
+        name_or_path: Hub id (e.g. "openai/whisper-large-v3") or local folder; for "resemblyzer", a
+            `pretrained.pt`, a folder holding one, or "resemblyzer" (the installed package's).
         options: passed to the adapter's `from_pretrained`: `device` for all; `layer`,
             `frames_per_student_frame` for Whisper; `frames_per_student_frame` for frame-encoder;
             `labels`, `missing_label_probability` for audio classification; Hub arguments
