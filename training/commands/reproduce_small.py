@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .command import Command
-from .demo import add_jobs_argument, add_plan_arguments
+from .demo import add_jobs_argument, add_plan_arguments, plan_from_arguments
 
 __all__ = ["COMMAND"]
 
@@ -24,11 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging
 
-    from training_mt2kd.demo import DEFAULT_SEEDS, load_plan, run_reproduce_small
+    from training_mt2kd.demo import DEFAULT_SEEDS, run_reproduce_small
 
     logging.set_verbosity_error()
     seeds = args.seeds or DEFAULT_SEEDS
-    report = run_reproduce_small(args.output, seeds=seeds, plan=load_plan(args.plan, args.set), jobs=args.jobs)
+    report = run_reproduce_small(args.output, seeds=seeds, plan=plan_from_arguments(args), jobs=args.jobs)
     print(f"\nreport: {report}")
     return 0
 

@@ -9,20 +9,27 @@ to the file) starts from another plan and changes only what the file lists, merg
     run:         run-configuration values (training/config.py) shared by every training run
     stage1:      values merged over `run` for stage 1
     evaluation:  decoding (list), reported_decoding, batch_duration_s
+    teachers:    (optional) stage 1's teachers: `asr: demo | whisper-tiny.en`, `speaker: demo | resemblyzer`;
+                 "demo" (the default) distils the demo's own single-task teachers, the others real
+                 pretrained models from pip packages (`mt2kd demo --real-teachers` sets both; see
+                 training/demo/stage1_teachers.py)
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-SECTIONS = ("corpus", "steps", "run", "stage1", "evaluation")
+SECTIONS = ("corpus", "steps", "run", "stage1", "evaluation", "teachers")
+TEACHER_CHOICES = {"asr": ("demo", "whisper-tiny.en"), "speaker": ("demo", "resemblyzer")}
+DEFAULT_TEACHERS = {"asr": "demo", "speaker": "demo"}
+REAL_TEACHERS = {"asr": "whisper-tiny.en", "speaker": "resemblyzer"}
 STEP_NAMES = ("asr_teacher", "tagging_teacher", "speaker_teacher", "stage1", "stage2")
 EVALUATION_KEYS = ("decoding", "reported_decoding", "batch_duration_s")
 
@@ -36,6 +43,11 @@ class DemoPlan:
     run: dict[str, Any]
     stage1: dict[str, Any]
     evaluation: dict[str, Any]
+    teachers: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TEACHERS))
+
+    @property
+    def uses_real_teachers(self) -> bool:
+        return self.teachers != DEFAULT_TEACHERS
 
     def to_dict(self) -> dict[str, Any]:
         return {section: copy.deepcopy(getattr(self, section)) for section in SECTIONS}
@@ -97,7 +109,14 @@ def load_plan(path: str | Path | None = None, overrides: Sequence[str] = ()) -> 
     return plan_from_dict(values, where=str(path or packaged_plan()))
 
 
+def real_teacher_overrides() -> list[str]:
+    """`--set` assignments that make stage 1 distil the real teachers (`mt2kd demo --real-teachers`)."""
+    return [f"teachers.{task}={choice}" for task, choice in REAL_TEACHERS.items()]
+
+
 def plan_from_dict(values: dict[str, Any], where: str = "demo plan") -> DemoPlan:
+    teachers = values.get("teachers") or {}
+    values = {**values, "teachers": {**DEFAULT_TEACHERS, **teachers} if isinstance(teachers, dict) else teachers}
     unknown = sorted(set(values) - set(SECTIONS))
     if unknown:
         raise ValueError(f"{where}: unknown sections {unknown}; a demo plan has {list(SECTIONS)}")
@@ -115,6 +134,12 @@ def plan_from_dict(values: dict[str, Any], where: str = "demo plan") -> DemoPlan
             f"{where}: evaluation.reported_decoding {evaluation['reported_decoding']!r} must be one of "
             f"evaluation.decoding {evaluation['decoding']}"
         )
+    for task, choice in values["teachers"].items():
+        if task not in TEACHER_CHOICES or choice not in TEACHER_CHOICES[task]:
+            raise ValueError(
+                f"{where}: teachers.{task}={choice!r} is not a choice; teachers has "
+                + "; ".join(f"{name}: {' | '.join(options)}" for name, options in TEACHER_CHOICES.items())
+            )
     if "seed" in values["corpus"]:
         raise ValueError(f"{where}: corpus.seed is set by `mt2kd demo --seed`; remove it from the plan")
     return DemoPlan(**{section: copy.deepcopy(values[section]) for section in SECTIONS})
