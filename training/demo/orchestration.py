@@ -39,10 +39,11 @@ from ..evaluate import EvaluatedModel, evaluate
 from .evaluation import evaluation_config, headline_metrics, label_prior, trial_scores
 from .ledger import StepLedger
 from .plan import DemoPlan, load_plan, merge
-from .plots import Bar, plot_det_curves, plot_loss_curves, plot_task_bars, read_history
 from .comparison import MODEL_TITLES, TASKS, beats
+from .plots import Bar, plot_det_curves, plot_loss_curves, plot_task_bars, read_history
 from .report import write_report
 from .runs import POLL_S, TrainingProcess, TrainingRun
+from .stage1_teachers import stage1_needs, stage1_values
 from .task_manifests import TaskManifests, write_task_manifests
 
 SINGLE_TASK_RUNS = {"asr": "asr_teacher", "tagging": "tagging_teacher", "speaker": "speaker_teacher"}
@@ -55,6 +56,7 @@ EVALUATED_TASKS = {
     "untrained": TASKS,
 }
 DET_MODELS = ("mt2kd", "scratch", "speaker_teacher")
+TRIAL_SCORES_FILE = "trial_scores.npz"
 
 
 @dataclass(frozen=True)
@@ -192,12 +194,6 @@ def training_runs(plan: DemoPlan, manifests: TaskManifests, runs_dir: Path, seed
 
     steps = plan.steps
     labelled = [speech("asr+tagging+speaker"), events("tagging")]
-    teachers = {
-        "whisper": {"kind": "frame-encoder", "name_or_path": str(runs_dir / "asr_teacher" / "final")},
-        "tagging": {"name_or_path": str(runs_dir / "tagging_teacher" / "final")},
-        "speaker": {"kind": "xvector", "name_or_path": str(runs_dir / "speaker_teacher" / "final")},
-        "cache_dir": str(runs_dir / "stage1" / "teacher_targets"),
-    }
     runs = [
         TrainingRun(
             "asr_teacher",
@@ -225,9 +221,9 @@ def training_runs(plan: DemoPlan, manifests: TaskManifests, runs_dir: Path, seed
                 "stage1",
                 steps["stage1"],
                 [speech("distill"), events("distill")],
-                merge(plan.stage1, {"teachers": teachers}),
+                stage1_values(plan, runs_dir),
             ),
-            needs=("asr_teacher", "tagging_teacher", "speaker_teacher"),
+            needs=stage1_needs(plan),
         ),
         TrainingRun(
             "mt2kd",
@@ -343,41 +339,7 @@ def run_demo(
         lambda resume: save_untrained_model(folders["mt2kd"], folders["untrained"], seed),
     )
 
-    results_dir = root / "results"
-    evaluations: dict[str, dict] = {}
-    for name, tasks in EVALUATED_TASKS.items():
-        path = results_dir / f"{name}.json"
-
-        def build(resume: bool, name: str = name, tasks: tuple[str, ...] = tasks, path: Path = path) -> None:
-            config = evaluation_config(manifests, tasks, plan.evaluation)
-            results = evaluate(folders[name], config, batch_duration_s=plan.evaluation["batch_duration_s"])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-
-        inputs = {"model": keys[name], "tasks": tasks, "evaluation": plan.evaluation, "corpus": corpus_key}
-        keys[f"evaluate_{name}"] = runner.run(
-            f"evaluate_{name}", f"evaluate {MODEL_TITLES[name]}", inputs, [path], build
-        )
-        evaluations[name] = json.loads(path.read_text(encoding="utf-8"))
-
-    scores_path = results_dir / "trial_scores.npz"
-
-    def score_trials(resume: bool) -> None:
-        arrays = {}
-        for name in DET_MODELS:
-            scores, is_target = trial_scores(
-                EvaluatedModel.from_folder(folders[name]), manifests, plan.evaluation["batch_duration_s"]
-            )
-            arrays[f"{name}_scores"], arrays["is_target"] = scores, is_target
-        np.savez(scores_path, **arrays)
-
-    runner.run(
-        "trial_scores",
-        "per-trial speaker scores for the DET plot",
-        {name: keys[name] for name in DET_MODELS} | {"corpus": corpus_key},
-        [scores_path],
-        score_trials,
-    )
+    evaluations = evaluate_models(runner, folders, keys, manifests, plan, root / "results")
     model_dir = root / "model"
     runner.run(
         "model",
@@ -387,23 +349,8 @@ def run_demo(
         lambda resume: save_model_folder(folders["mt2kd"], model_dir),
     )
 
-    results = summarise(root, seed, plan, manifests, runs, evaluations, count_parameters(model_dir))
-    trials = np.load(scores_path)
-    figures = {
-        "loss_curves": plot_loss_curves(
-            read_history(runs["stage1"].output_dir),
-            {
-                task: {MODEL_TITLES[name]: read_history(runs[name].output_dir) for name in ("mt2kd", "scratch", single)}
-                for task, single in SINGLE_TASK_RUNS.items()
-            },
-            root / "plots" / "loss_curves.png",
-        ),
-        "task_bars": plot_task_bars(*task_bars(results), root / "plots" / "task_bars.png"),
-        "det_curve": plot_det_curves(
-            {MODEL_TITLES[name]: (trials[f"{name}_scores"], trials["is_target"]) for name in DET_MODELS},
-            root / "plots" / "det_curve.png",
-        ),
-    }
+    results = summarise(seed, plan, manifests, runs, evaluations, count_parameters(model_dir))
+    figures = write_figures(root, runs, results, np.load(root / "results" / TRIAL_SCORES_FILE))
     results["steps"] = [asdict(record) for record in runner.records]
     results["wall_s"] = round(time.perf_counter() - started, 1)
     results["build_s"] = round(ledger.busy_seconds([record.name for record in runner.records]), 1)
@@ -413,8 +360,62 @@ def run_demo(
     return DemoOutcome(root, report, model_dir, results, runner.records)
 
 
+def evaluate_models(
+    runner: StepRunner,
+    folders: dict[str, Path],
+    keys: dict[str, str],
+    manifests: TaskManifests,
+    plan: DemoPlan,
+    results_dir: Path,
+) -> dict[str, dict]:
+    """evaluate.py's results of every model on its tasks (`results_dir/<name>.json`), and the per-trial
+    speaker scores of the DET models (`results_dir/trial_scores.npz`); each reused when built."""
+    evaluations = {}
+    batch_duration_s = plan.evaluation["batch_duration_s"]
+    for name, tasks in EVALUATED_TASKS.items():
+        path = results_dir / f"{name}.json"
+
+        def build(resume: bool, name: str = name, tasks: tuple[str, ...] = tasks, path: Path = path) -> None:
+            config = evaluation_config(manifests, tasks, plan.evaluation)
+            results = evaluate(folders[name], config, batch_duration_s=batch_duration_s)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+        inputs = {"model": keys[name], "tasks": tasks, "evaluation": plan.evaluation, "corpus": keys["corpus"]}
+        runner.run(f"evaluate_{name}", f"evaluate {MODEL_TITLES[name]}", inputs, [path], build)
+        evaluations[name] = json.loads(path.read_text(encoding="utf-8"))
+
+    scores_path = results_dir / TRIAL_SCORES_FILE
+
+    def score_trials(resume: bool) -> None:
+        arrays = {}
+        for name in DET_MODELS:
+            model = EvaluatedModel.from_folder(folders[name])
+            arrays[f"{name}_scores"], arrays["is_target"] = trial_scores(model, manifests, batch_duration_s)
+        np.savez(scores_path, **arrays)
+
+    inputs = {name: keys[name] for name in DET_MODELS} | {"corpus": keys["corpus"]}
+    runner.run("trial_scores", "per-trial speaker scores for the DET plot", inputs, [scores_path], score_trials)
+    return evaluations
+
+
+def write_figures(root: Path, runs: dict[str, TrainingRun], results: dict[str, Any], trials: Any) -> dict[str, Path]:
+    """The report's PNGs under `root/plots`: loss curves, per-task bars, DET curves (`trials`: the saved scores)."""
+    histories = {
+        task: {MODEL_TITLES[name]: read_history(runs[name].output_dir) for name in ("mt2kd", "scratch", single)}
+        for task, single in SINGLE_TASK_RUNS.items()
+    }
+    det_trials = {MODEL_TITLES[name]: (trials[f"{name}_scores"], trials["is_target"]) for name in DET_MODELS}
+    return {
+        "loss_curves": plot_loss_curves(
+            read_history(runs["stage1"].output_dir), histories, root / "plots" / "loss_curves.png"
+        ),
+        "task_bars": plot_task_bars(*task_bars(results), root / "plots" / "task_bars.png"),
+        "det_curve": plot_det_curves(det_trials, root / "plots" / "det_curve.png"),
+    }
+
+
 def summarise(
-    root: Path,
     seed: int,
     plan: DemoPlan,
     manifests: TaskManifests,

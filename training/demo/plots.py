@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 from processing_mt2kd.metrics import det_curve  # noqa: E402
 
 DPI = 110
+SMOOTHING_WINDOW = 10  # logged values per point of a loss curve (each is one batch's loss, so noisy)
 TASK_TITLES = {
     "asr": "ASR: WER (%, lower is better)",
     "tagging": "Tagging: mAP (%, higher is better)",
@@ -36,10 +37,15 @@ def read_history(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _curve(records: list[dict], key: str) -> tuple[list[int], list[float]]:
-    """(steps, values) of a loss; steps where it is 0 (no sample of the batch had the task) are left out."""
+def _curve(records: list[dict], key: str, window: int = SMOOTHING_WINDOW) -> tuple[list[int], list[float]]:
+    """(steps, moving average over `window` logged values) of a loss; records where it is 0 (no
+    sample of the batch had the task) are left out."""
     points = [(record["step"], record[key]) for record in records if record.get(key)]
-    return [step for step, _ in points], [value for _, value in points]
+    values = np.asarray([value for _, value in points], dtype=np.float64)
+    cumulative = np.concatenate([[0.0], np.cumsum(values)])
+    starts = np.maximum(np.arange(len(values)) + 1 - window, 0)
+    smoothed = (cumulative[1:] - cumulative[starts]) / (np.arange(len(values)) + 1 - starts)
+    return [step for step, _ in points], smoothed.tolist()
 
 
 def plot_loss_curves(stage1: list[dict], per_task: Mapping[str, Mapping[str, list[dict]]], path: Path) -> Path:
@@ -49,6 +55,7 @@ def plot_loss_curves(stage1: list[dict], per_task: Mapping[str, Mapping[str, lis
     for key, label in DISTILLATION_LOSSES.items():
         axes[0].plot(*_curve(stage1, key), label=label)
     axes[0].set(title="Stage 1: distillation losses", xlabel="step", yscale="log")
+    axes[0].set_ylabel(f"moving average of {SMOOTHING_WINDOW} logged batches")
     for axis, (task, histories) in zip(axes[1:], per_task.items()):
         for title, records in histories.items():
             axis.plot(*_curve(records, TRAINING_LOSSES[task]), label=title)
@@ -98,8 +105,8 @@ def plot_task_bars(bars: Mapping[str, Sequence[Bar]], floors: Mapping[str, tuple
 def plot_det_curves(trials: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
     """DET curves (miss vs false-alarm rate on normal-deviate axes) of `trials[label] = (scores, is_target)`."""
     normal = NormalDist()
-    ticks = [0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6]
-    limits = (normal.inv_cdf(0.005), normal.inv_cdf(0.75))
+    ticks = [0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9]
+    limits = (normal.inv_cdf(0.005), normal.inv_cdf(0.95))
 
     def deviate(rates: np.ndarray) -> np.ndarray:
         return np.array([normal.inv_cdf(float(rate)) for rate in np.clip(rates, 1e-4, 1 - 1e-4)])

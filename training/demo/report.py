@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .comparison import LOWER_IS_BETTER, METRIC_NAMES, MODEL_TITLES, TASKS, beats
+from .stage1_teachers import teacher_report_lines
 
 
 def _direction(task: str) -> str:
@@ -75,6 +76,8 @@ def write_report(path: Path, results: dict[str, Any]) -> Path:
         f"{steps['speaker_teacher']} steps): the comparison is equal in labelled data and stage-2 budget, not in "
         "total compute.",
         "",
+        *_unlearnt_task_lines(comparison),
+        *teacher_report_lines(results),
         "## Floors",
         "",
         f"- ASR: MT2KD's WER is {value['asr']['mt2kd']} % against {value['asr']['untrained']} % for the untrained "
@@ -89,7 +92,7 @@ def write_report(path: Path, results: dict[str, Any]) -> Path:
         "![training losses](plots/loss_curves.png)",
         "",
         "Training losses: stage 1's three distillation losses, then per task the training loss of MT2KD's "
-        "stage 2, of multi-task from scratch and of the single-task model (single batches, so noisy).",
+        "stage 2, of multi-task from scratch and of the single-task model (moving averages of logged batches).",
         "",
         "![per-task results](plots/task_bars.png)",
         "",
@@ -120,6 +123,23 @@ def write_report(path: Path, results: dict[str, Any]) -> Path:
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+UNLEARNT_WER = 90.0
+"""A WER from which no model is taken to have learnt to recognise speech (it outputs little that is right)."""
+
+
+def _unlearnt_task_lines(comparison: dict[str, Any]) -> list[str]:
+    """A plain warning when even the best model's WER shows that speech recognition was not learnt."""
+    best = min(comparison["asr"][key] for key in ("mt2kd", "scratch", "single_task"))
+    if best < UNLEARNT_WER:
+        return []
+    return [
+        f"**Speech recognition was not learnt at this budget**: the best WER is {best:.2f} % (the models output "
+        "little beyond the most common words), so the ASR comparison above says nothing about the method. More "
+        "training steps (`mt2kd demo --set steps.asr_teacher=N ...`) are needed to test it.",
+        "",
+    ]
 
 
 def _setup_lines(results: dict[str, Any]) -> list[str]:
