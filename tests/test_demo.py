@@ -3,6 +3,11 @@
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -182,3 +187,38 @@ def test_a_plan_with_a_missing_step_count_names_the_steps_it_needs():
     del values["steps"]["asr_teacher"]
     with pytest.raises(ValueError, match="asr_teacher"):
         plan_from_dict(values)
+
+
+SLEEPING_RUN_SCRIPT = """
+import sys, time
+from pathlib import Path
+from training_mt2kd.demo.ledger import StepLedger
+from training_mt2kd.demo.orchestration import StepRunner, train_all
+from training_mt2kd.demo.runs import TrainingRun, terminate_raises_system_exit
+
+root = Path(sys.argv[1])
+child = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(120)"
+
+
+class SleepingRun(TrainingRun):
+    def command(self):
+        return [sys.executable, "-c", child, str(root / "child.pid")]
+
+
+run = SleepingRun("sleeper", "a run that sleeps", "finetune", {"training": {"output_dir": str(root / "run"), "max_steps": 1}})
+with terminate_raises_system_exit():
+    train_all({"sleeper": run}, StepRunner(StepLedger(root), num_steps=1), lambda run, done: {}, jobs=1)
+"""
+
+
+def test_a_terminated_demo_stops_its_training_processes(tmp_path):
+    demo = subprocess.Popen([sys.executable, "-c", SLEEPING_RUN_SCRIPT, str(tmp_path)])
+    pid_file = tmp_path / "child.pid"
+    deadline = time.monotonic() + 60
+    while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    demo.send_signal(signal.SIGTERM)
+    assert demo.wait(timeout=30) == 128 + signal.SIGTERM
+    with pytest.raises(ProcessLookupError):  # stopped and reaped, not left running as an orphan
+        os.kill(child, 0)

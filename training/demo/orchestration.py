@@ -42,7 +42,7 @@ from .plan import DemoPlan, load_plan, merge
 from .comparison import MODEL_TITLES, TASKS, beats
 from .plots import Bar, plot_det_curves, plot_loss_curves, plot_task_bars, read_history
 from .report import write_report
-from .runs import POLL_S, TrainingProcess, TrainingRun
+from .runs import POLL_S, TrainingProcess, TrainingRun, terminate_raises_system_exit
 from .stage1_teachers import stage1_needs, stage1_values
 from .task_manifests import TaskManifests, write_task_manifests
 
@@ -323,12 +323,13 @@ def run_demo(
 
     runs = training_runs(plan, manifests, root / "runs", seed)
     keys = {"corpus": corpus_key}
-    keys |= train_all(
-        runs,
-        runner,
-        lambda run, done: {"config": run.config, "corpus": corpus_key, "needs": [done[name] for name in run.needs]},
-        jobs or available_cores(),
-    )
+    with terminate_raises_system_exit():  # a killed demo stops its training processes too
+        keys |= train_all(
+            runs,
+            runner,
+            lambda run, done: {"config": run.config, "corpus": corpus_key, "needs": [done[name] for name in run.needs]},
+            jobs or available_cores(),
+        )
     folders = {name: run.final for name, run in runs.items()}
     folders["untrained"] = root / "runs" / "untrained"
     keys["untrained"] = runner.run(

@@ -4,12 +4,16 @@ user would type), several at a time when they do not depend on each other."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,3 +126,22 @@ class TrainingProcess:
             self.process.terminate()
             self.process.wait()
         self.log.close()
+
+
+@contextlib.contextmanager
+def terminate_raises_system_exit() -> Iterator[None]:
+    """Within the block, SIGTERM raises SystemExit (status 143) instead of ending Python at once, so the
+    caller's `finally` stops its child training processes rather than leaving them running orphaned.
+    Outside the main thread, where Python cannot handle signals, the block changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_system_exit(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, raise_system_exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
