@@ -93,24 +93,19 @@ class ResemblyzerMelSpectrogram(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.register_buffer("window", torch.hann_window(WINDOW_SAMPLES, periodic=True), persistent=False)
-        filters = torchaudio.functional.melscale_fbanks(
-            WINDOW_SAMPLES // 2 + 1, 0.0, SAMPLE_RATE / 2, MEL_BANDS, SAMPLE_RATE, norm="slaney", mel_scale="slaney"
+        self.transform = torchaudio.transforms.MelSpectrogram(
+            sample_rate=SAMPLE_RATE,
+            n_fft=WINDOW_SAMPLES,
+            hop_length=HOP_SAMPLES,
+            n_mels=MEL_BANDS,
+            pad_mode="constant",
+            norm="slaney",
+            mel_scale="slaney",
         )
-        self.register_buffer("filters", filters, persistent=False)
 
     def forward(self, samples: torch.Tensor) -> torch.Tensor:
         """`(samples,)` float at 16 kHz → `(1 + samples // 160, 40)`."""
-        spectrum = torch.stft(
-            samples,
-            WINDOW_SAMPLES,
-            HOP_SAMPLES,
-            window=self.window,
-            center=True,
-            pad_mode="constant",
-            return_complex=True,
-        )
-        return (spectrum.abs() ** 2).T @ self.filters
+        return self.transform(samples).T
 
 
 def partial_starts(num_samples: int) -> list[int]:
