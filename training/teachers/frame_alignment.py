@@ -37,6 +37,12 @@ def student_num_frames(num_samples: torch.Tensor, output_downsampling_factor: in
     return downsampled_lengths(frames_50hz, output_downsampling_factor).clamp(min=0)
 
 
+def check_frames_per_student_frame(frames_per_student_frame: int) -> None:
+    """Raise a ValueError unless at least one teacher frame is stacked per student frame."""
+    if frames_per_student_frame < 1:
+        raise ValueError(f"frames_per_student_frame must be >= 1; got {frames_per_student_frame}")
+
+
 def stack_to_student_frames(
     frames: torch.Tensor, frame_lengths: torch.Tensor, student_lengths: torch.Tensor, frames_per_student_frame: int
 ) -> TeacherTargets:

@@ -11,7 +11,7 @@ import torch
 from transformers import AutoFeatureExtractor, AutoModel, PreTrainedModel, SequenceFeatureExtractor
 
 from .base import Teacher, TeacherTargets
-from .frame_alignment import stack_to_student_frames, student_num_frames
+from .frame_alignment import check_frames_per_student_frame, stack_to_student_frames, student_num_frames
 
 
 class FrameEncoderTeacher(Teacher):
@@ -43,8 +43,7 @@ class FrameEncoderTeacher(Teacher):
         name: str = "frame-encoder",
         frames_per_student_frame: int = 1,
     ) -> None:
-        if frames_per_student_frame < 1:
-            raise ValueError(f"frames_per_student_frame must be >= 1; got {frames_per_student_frame}")
+        check_frames_per_student_frame(frames_per_student_frame)
         super().__init__(model, name)
         self.feature_extractor = feature_extractor
         self.frames_per_student_frame = frames_per_student_frame

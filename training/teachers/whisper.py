@@ -11,7 +11,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from modeling_mt2kd.masks import lengths_to_mask
 
 from .base import Teacher, TeacherTargets
-from .frame_alignment import stack_to_student_frames, student_num_frames
+from .frame_alignment import check_frames_per_student_frame, stack_to_student_frames, student_num_frames
 
 
 class WhisperEncoderTeacher(Teacher):
@@ -64,8 +64,7 @@ class WhisperEncoderTeacher(Teacher):
                 f"expected a Whisper feature extractor at {self.sample_rate} Hz; "
                 f"got {feature_extractor.sampling_rate} Hz"
             )
-        if frames_per_student_frame < 1:
-            raise ValueError(f"frames_per_student_frame must be >= 1; got {frames_per_student_frame}")
+        check_frames_per_student_frame(frames_per_student_frame)
         super().__init__(encoder, name)
         self.feature_extractor = feature_extractor
         self.layer = layer
