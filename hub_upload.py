@@ -7,7 +7,7 @@ Checks FOLDER (config, weights, processor), writes the release folder (weights, 
 `auto_map` and `custom_pipelines`, front-end files, remote code, README.md from model_card.md with
 the metrics of training/evaluate.py's JSON), then creates the repository and uploads the folder.
 FOLDER is only read. The token comes from HF_TOKEN or `hf auth login`. Re-running the same command
-after an interrupted upload completes it. The library code is `training_mt2kd.release`.
+after an interrupted upload completes it. The library code is `training_mt2kd.release.release`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from training_mt2kd.release import ReleaseError, assemble_release, load_eval_results, push_model_folder
+from training_mt2kd.release.release import ReleaseError, assemble_release, load_eval_results, push_model_folder
 
 
 def build_parser() -> argparse.ArgumentParser:

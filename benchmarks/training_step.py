@@ -80,7 +80,7 @@ def measure_training_step(
     """Run in the worker process."""
     from configuration_mt2kd import MT2KDConfig
     from modeling_mt2kd import MT2KDForDistillation
-    from training_mt2kd.optim import build_optimizer
+    from training_mt2kd.recipe.optim import build_optimizer
 
     torch.manual_seed(0)
     config = MT2KDConfig.from_preset(preset)

@@ -1,18 +1,13 @@
-"""Registration of the MT2KD classes with the transformers Auto classes and pipelines."""
+"""The MT2KD model classes by transformers Auto class, and their registration.
 
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForAudioClassification,
-    AutoModelForAudioXVector,
-    AutoModelForCTC,
-    AutoModelForPreTraining,
-    AutoModelForRNNT,
-)
+`AUTO_MODEL_CLASSES` is the one list of which class answers which Auto class: registration here, the
+remote-code `auto_map` of a release and the pipelines (which load models through the Auto classes) all
+read it. The front end and the pipelines are registered by `processing_mt2kd`.
+"""
+
+import transformers
 
 from configuration_mt2kd import MT2KDConfig
-from processing_mt2kd import register_processing_auto_classes
-from processing_mt2kd.pipelines import register_pipelines
 
 from .modeling_mt2kd import (
     MT2KDForAudioClassification,
@@ -21,33 +16,25 @@ from .modeling_mt2kd import (
     MT2KDForRNNT,
     MT2KDForXVector,
     MT2KDModel,
+    MT2KDPreTrainedModel,
 )
 
-_AUTO_MODELS = (
-    (AutoModel, MT2KDModel),
-    (AutoModelForCTC, MT2KDForCTC),
-    (AutoModelForAudioClassification, MT2KDForAudioClassification),
-    (AutoModelForAudioXVector, MT2KDForXVector),
-    # The same mapping as the remote-code bundle's `custom_pipelines` (transformers has no
-    # multi-task Auto class; pre-training is the closest).
-    (AutoModelForRNNT, MT2KDForRNNT),
-    (AutoModelForPreTraining, MT2KDForMultiTask),
-)
+__all__ = ["AUTO_MODEL_CLASSES", "register_auto_classes"]
+
+# transformers has no multi-task Auto class: AutoModelForPreTraining ("the model with all its heads") serves
+# MT2KDForMultiTask, so that the multi-task pipeline can load it (also from remote code).
+AUTO_MODEL_CLASSES: dict[str, type[MT2KDPreTrainedModel]] = {
+    "AutoModel": MT2KDModel,
+    "AutoModelForCTC": MT2KDForCTC,
+    "AutoModelForRNNT": MT2KDForRNNT,
+    "AutoModelForAudioClassification": MT2KDForAudioClassification,
+    "AutoModelForAudioXVector": MT2KDForXVector,
+    "AutoModelForPreTraining": MT2KDForMultiTask,
+}
 
 
 def register_auto_classes() -> None:
-    """Register config, models, the front end (feature extractor, tokenizer, processor) and the MT2KD pipelines
-    (idempotent).
-
-    After this, `pipeline("automatic-speech-recognition" | "audio-classification", model=folder)` use the CTC and
-    tagging heads, and `"mt2kd-transducer-asr"`, `"mt2kd-speaker-verification"` and `"mt2kd-multitask"` are tasks.
-    """
-    AutoConfig.register(MT2KDConfig.model_type, MT2KDConfig, exist_ok=True)
-    for auto_class, model_class in _AUTO_MODELS:
-        auto_class.register(MT2KDConfig, model_class, exist_ok=True)
-    register_processing_auto_classes()
-    register_pipelines(
-        transducer_model=MT2KDForRNNT,
-        speaker_model=MT2KDForXVector,
-        multitask_model=MT2KDForMultiTask,
-    )
+    """Register `MT2KDConfig` with AutoConfig and each model class with its Auto class (idempotent)."""
+    transformers.AutoConfig.register(MT2KDConfig.model_type, MT2KDConfig, exist_ok=True)
+    for auto_class_name, model_class in AUTO_MODEL_CLASSES.items():
+        getattr(transformers, auto_class_name).register(MT2KDConfig, model_class, exist_ok=True)

@@ -1,22 +1,38 @@
-"""Register the MT2KD front end with AutoFeatureExtractor, AutoTokenizer and AutoProcessor."""
+"""Registration of the MT2KD front end and pipelines with transformers (the models register themselves).
+
+`AUTO_FRONT_END_CLASSES` is the one list of which front-end class answers which Auto class; the remote-code
+`auto_map` of a release reads it too.
+"""
 
 from __future__ import annotations
 
+import transformers
+
+import modeling_mt2kd
 from configuration_mt2kd import MT2KDConfig
-from transformers import AutoFeatureExtractor, AutoProcessor, AutoTokenizer
 
 from .feature_extraction_mt2kd import MT2KDFeatureExtractor
+from .pipelines.registration import register_pipelines
 from .processing_mt2kd import MT2KDProcessor
 from .tokenization_mt2kd import MT2KDTokenizer
 
-__all__ = ["register_processing_auto_classes"]
+__all__ = ["AUTO_FRONT_END_CLASSES", "register_processing_auto_classes"]
+
+AUTO_FRONT_END_CLASSES = {
+    "AutoFeatureExtractor": MT2KDFeatureExtractor,
+    "AutoTokenizer": MT2KDTokenizer,
+    "AutoProcessor": MT2KDProcessor,
+}
 
 
 def register_processing_auto_classes() -> None:
-    """Map `MT2KDConfig` to the MT2KD feature extractor, tokenizer and processor in the Auto classes.
+    """Register the models (via `modeling_mt2kd`), the front end and the MT2KD pipelines (idempotent).
 
-    Safe to call any number of times. AutoConfig itself (model type "mt2kd") is registered by `modeling_mt2kd`.
+    After this, `pipeline("automatic-speech-recognition" | "audio-classification", model=folder)` use the CTC and
+    tagging heads, and `"mt2kd-transducer-asr"`, `"mt2kd-speaker-verification"` and `"mt2kd-multitask"` are tasks.
     """
-    AutoFeatureExtractor.register(MT2KDConfig, MT2KDFeatureExtractor, exist_ok=True)
-    AutoTokenizer.register(MT2KDConfig, tokenizer_class=MT2KDTokenizer, exist_ok=True)
-    AutoProcessor.register(MT2KDConfig, MT2KDProcessor, exist_ok=True)
+    modeling_mt2kd.register_auto_classes()
+    transformers.AutoFeatureExtractor.register(MT2KDConfig, MT2KDFeatureExtractor, exist_ok=True)
+    transformers.AutoTokenizer.register(MT2KDConfig, tokenizer_class=MT2KDTokenizer, exist_ok=True)
+    transformers.AutoProcessor.register(MT2KDConfig, MT2KDProcessor, exist_ok=True)
+    register_pipelines()

@@ -11,10 +11,10 @@ import pytest
 import soundfile
 
 from tests.test_pipelines import TAG_LABELS, save_tiny_mt2kd_folder
-from training_mt2kd import commands
-from training_mt2kd.cli import main
-from training_mt2kd.commands import Command, load_commands
-from training_mt2kd.commands.audio_files import find_audio_files
+from training_mt2kd.cli import commands
+from training_mt2kd.cli.main import main
+from training_mt2kd.cli.commands import Command, load_commands
+from training_mt2kd.cli.commands.audio_files import find_audio_files
 
 # Real recordings of several formats, rates and channel layouts, placed in nested folders.
 RECORDINGS = {
@@ -57,7 +57,7 @@ def by_name(results: list[dict], key: str = "path") -> dict[str, dict]:
 
 def test_help_runs_as_a_module_in_a_subprocess():
     completed = subprocess.run(
-        [sys.executable, "-m", "training_mt2kd.cli", "--help"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "training_mt2kd.cli.main", "--help"], capture_output=True, text=True, timeout=60
     )
     assert completed.returncode == 0, completed.stderr
     for name in ("transcribe", "tag", "embed", "verify"):
@@ -173,13 +173,13 @@ def test_bad_options_exit_with_status_2_and_a_message(capsys, model_folder, argv
 
 
 def test_a_new_subcommand_needs_only_its_module_and_a_registry_entry(monkeypatch, capsys):
-    module = types.ModuleType("training_mt2kd.commands.greet")
+    module = types.ModuleType("training_mt2kd.cli.commands.greet")
 
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--times", type=int, default=2)
 
     module.COMMAND = Command(name="greet", help="say hello", add_arguments=add_arguments, run=lambda args: args.times)
-    monkeypatch.setitem(sys.modules, "training_mt2kd.commands.greet", module)
+    monkeypatch.setitem(sys.modules, "training_mt2kd.cli.commands.greet", module)
     monkeypatch.setattr(commands, "COMMAND_MODULES", (*commands.COMMAND_MODULES, "greet"))
     assert main(["greet", "--times", "3"]) == 3
     assert [command.name for command in load_commands()][-1] == "greet"

@@ -4,7 +4,7 @@ import pytest
 import soundfile
 import torch
 
-from processing_mt2kd.data import DataHealth, NoiseMixer, SpecAugment, decode_waveform
+from training_mt2kd.data import DataHealth, NoiseMixer, SpecAugment, decode_waveform
 
 LENGTHS = [200, 120, 50]
 

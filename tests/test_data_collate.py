@@ -5,7 +5,7 @@ import pytest
 import soundfile
 import torch
 
-from processing_mt2kd.data import IGNORE_INDEX, AudioCollator, DataHealth, LabelSet, SpeakerIndex, SpecAugment
+from training_mt2kd.data import IGNORE_INDEX, AudioCollator, DataHealth, LabelSet, SpeakerIndex, SpecAugment
 from processing_mt2kd.feature_extraction_mt2kd import MT2KDFeatureExtractor
 
 AN4_FILES = ["wav/fclc/an146-fclc-b.wav", "wav/fclc/an147-fclc-b.wav"]

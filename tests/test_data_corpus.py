@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile
 
-from processing_mt2kd.data import (
+from training_mt2kd.data import (
     CorpusSpec,
     DataHealth,
     LabelSet,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from processing_mt2kd.data import DataHealth
+from training_mt2kd.data import DataHealth
 
 
 def test_counts_and_ids_by_reason():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
-from processing_mt2kd.data import (
+from training_mt2kd.data import (
     AudioCollator,
     BufferedBucketBatcher,
     CorpusMixture,

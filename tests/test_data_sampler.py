@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from processing_mt2kd.data import DurationBucketSampler
+from training_mt2kd.data import DurationBucketSampler
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from processing_mt2kd.data import BufferedBucketBatcher, CorpusSpec, load_corpus
+from training_mt2kd.data import BufferedBucketBatcher, CorpusSpec, load_corpus
 
 
 @pytest.fixture(scope="module")

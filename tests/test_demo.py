@@ -15,7 +15,7 @@ from transformers import AutoModel, pipeline
 
 from modeling_mt2kd import MT2KDModel
 from processing_mt2kd import load_audio
-from training_mt2kd import cli
+from training_mt2kd.cli import main as cli
 from training_mt2kd.demo import load_plan, packaged_plan, run_demo
 from training_mt2kd.demo import orchestration
 from training_mt2kd.demo.ledger import StepLedger

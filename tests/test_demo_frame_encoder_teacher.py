@@ -8,9 +8,9 @@ from transformers.modeling_outputs import BaseModelOutput
 from configuration_mt2kd import MT2KDConfig
 from modeling_mt2kd import MT2KDModel
 from processing_mt2kd import MT2KDFeatureExtractor, load_audio
-from training_mt2kd.config import config_from_dict
-from training_mt2kd.kd import load_teachers
-from training_mt2kd.teachers import FrameEncoderTeacher, load_teacher, student_num_frames
+from training_mt2kd.recipe.config import config_from_dict
+from training_mt2kd.recipe.kd import load_teachers
+from training_mt2kd.recipe.teachers import FrameEncoderTeacher, load_teacher, student_num_frames
 
 from .conftest import DATA_DIR
 

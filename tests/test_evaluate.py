@@ -17,8 +17,8 @@ from configuration_mt2kd import MT2KDConfig
 from modeling_mt2kd import MT2KDForCTC, MT2KDForMultiTask, MT2KDForRNNT, MT2KDForXVector
 from modeling_mt2kd.outputs import MultiTaskOutput
 from processing_mt2kd import MT2KDFeatureExtractor, load_audio, train_bpe_tokenizer
-from processing_mt2kd.data import load_corpus
-from training_mt2kd.evaluate import (
+from training_mt2kd.data import load_corpus
+from training_mt2kd.evaluation.evaluate import (
     AsrSpec,
     EvaluatedModel,
     EvaluationConfig,

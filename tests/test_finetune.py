@@ -9,9 +9,9 @@ from safetensors.torch import load_file
 from configuration_mt2kd import MT2KDConfig
 from modeling_mt2kd import MT2KDForDistillation, MT2KDForMultiTask
 from processing_mt2kd import MT2KDProcessor, load_audio
-from processing_mt2kd.metrics import word_error_rate
-from training_mt2kd import finetune
-from training_mt2kd.handover import carry_over_stage1
+from training_mt2kd.evaluation.metrics import word_error_rate
+from training_mt2kd.recipe import finetune
+from training_mt2kd.recipe.handover import carry_over_stage1
 
 from .conftest import DATA_DIR, REPO_ROOT
 

@@ -12,9 +12,9 @@ from safetensors.torch import load_file
 
 from modeling_mt2kd import MT2KDForDistillation
 from processing_mt2kd import MT2KDFeatureExtractor, load_audio
-from training_mt2kd import kd
-from training_mt2kd.config import build_argument_parser, load_run_config
-from training_mt2kd.target_cache import TargetCache, compute_targets
+from training_mt2kd.recipe import kd
+from training_mt2kd.recipe.config import build_argument_parser, load_run_config
+from training_mt2kd.recipe.target_cache import TargetCache, compute_targets
 
 from .conftest import DATA_DIR, REPO_ROOT
 from .tiny_teachers import save_tiny_teachers

@@ -1,10 +1,10 @@
-"""Specification of processing_mt2kd.metrics: WER, mAP, EER/minDCF/DET, cosine scores, trial lists."""
+"""Specification of training_mt2kd.evaluation.metrics: WER, mAP, EER/minDCF/DET, cosine scores, trial lists."""
 
 import numpy as np
 import pytest
 import torch
 
-from processing_mt2kd.metrics import (
+from training_mt2kd.evaluation.metrics import (
     TextNormalizer,
     average_precision,
     cosine_scores,

@@ -1,4 +1,4 @@
-"""Specification of training_mt2kd.optim: ScaledAdam, Eden, build_optimizer and ModelAverager."""
+"""Specification of training_mt2kd.recipe.optim: ScaledAdam, Eden, build_optimizer and ModelAverager."""
 
 import io
 import logging
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from training_mt2kd.optim import Eden, ModelAverager, ScaledAdam, build_optimizer, build_scheduler
+from training_mt2kd.recipe.optim import Eden, ModelAverager, ScaledAdam, build_optimizer, build_scheduler
 
 
 def _regression_problem(seed: int = 0) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
@@ -89,7 +89,7 @@ def test_clipping_scales_down_a_gradient_spike_and_names_the_dominant_parameter(
     optimizer.zero_grad()
     ((model(inputs) - targets) ** 2).mean().backward()
     model.weight.grad *= 1000.0
-    with caplog.at_level(logging.WARNING, logger="training_mt2kd.optim.scaled_adam"):
+    with caplog.at_level(logging.WARNING, logger="training_mt2kd.recipe.optim.scaled_adam"):
         optimizer.step()
     clipping = optimizer.last_clipping
     assert clipping.factor < 0.01

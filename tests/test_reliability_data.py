@@ -11,9 +11,9 @@ import numpy as np
 import soundfile
 
 from processing_mt2kd import resample
-from processing_mt2kd.data import AudioCollator, DataHealth
-from processing_mt2kd.data import decode as decode_module
-from training_mt2kd import finetune
+from training_mt2kd.data import AudioCollator, DataHealth
+from training_mt2kd.data import decode as decode_module
+from training_mt2kd.recipe import finetune
 
 from .conftest import REPO_ROOT
 

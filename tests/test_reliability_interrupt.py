@@ -16,10 +16,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training_mt2kd import finetune, kd, loop
-from training_mt2kd import target_cache as target_cache_module
-from training_mt2kd.loop import latest_checkpoint
-from training_mt2kd.target_cache import TargetCache, TargetCacheWriter
+from training_mt2kd.recipe import finetune, kd, loop
+from training_mt2kd.recipe import target_cache as target_cache_module
+from training_mt2kd.recipe.loop import latest_checkpoint
+from training_mt2kd.recipe.target_cache import TargetCache, TargetCacheWriter
 
 from .conftest import DATA_DIR, REPO_ROOT
 from .tiny_teachers import save_tiny_teachers
@@ -67,12 +67,13 @@ if sys.argv[1] == "finetune":
             hang_half_written(path)
 
     checkpointing.save = save_and_hang
-    from training_mt2kd import finetune
+    from training_mt2kd.recipe import finetune
 
     finetune.main(sys.argv[2:])
 else:
-    from training_mt2kd import kd, stage_data, target_cache
-    from training_mt2kd.config import build_argument_parser, load_run_config
+    from training_mt2kd.recipe import kd, target_cache
+    from training_mt2kd.data import stage_data
+    from training_mt2kd.recipe.config import build_argument_parser, load_run_config
 
     save_file = target_cache.save_file
 

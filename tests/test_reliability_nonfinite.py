@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from modeling_mt2kd import MT2KDForMultiTask
-from training_mt2kd import finetune, stage_data
-from training_mt2kd.loop import NonFiniteTrainingError, Trainer, latest_checkpoint
+from training_mt2kd.recipe import finetune
+from training_mt2kd.data import stage_data
+from training_mt2kd.recipe.loop import NonFiniteTrainingError, Trainer, latest_checkpoint
 
 from .conftest import DATA_DIR, REPO_ROOT
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from training_mt2kd import finetune
+from training_mt2kd.recipe import finetune
 
 from .conftest import DATA_DIR, REPO_ROOT
 

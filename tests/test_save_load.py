@@ -12,7 +12,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification,
 
 from configuration_mt2kd import MT2KDConfig
 from modeling_mt2kd import MT2KDForCTC, MT2KDForMultiTask
-from modeling_mt2kd.remote_code import save_with_remote_code
+from training_mt2kd.release.remote_code import save_with_remote_code
 
 
 def tiny_multitask() -> MT2KDForMultiTask:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from processing_mt2kd.synthesis import (
+from training_mt2kd.demo.synthesis import (
     DEMO_LABELS,
     SOUND_EVENT_CLASSES,
     EspeakUnavailableError,
@@ -19,8 +19,8 @@ from processing_mt2kd.synthesis import (
     synthesize,
     synthesize_demo_corpus,
 )
-from processing_mt2kd.synthesis import corpus as corpus_module
-from processing_mt2kd.synthesis import espeak as espeak_module
+from training_mt2kd.demo.synthesis import corpus as corpus_module
+from training_mt2kd.demo.synthesis import espeak as espeak_module
 
 TINY = {
     "num_speakers": 5,

@@ -17,9 +17,9 @@ from transformers import (
 )
 
 from modeling_mt2kd.masks import lengths_to_mask
-import training_mt2kd.target_cache as target_cache
-from training_mt2kd.target_cache import TargetCache, TargetCacheWriter, compute_targets, extract_targets
-from training_mt2kd.teachers import (
+import training_mt2kd.recipe.target_cache as target_cache
+from training_mt2kd.recipe.target_cache import TargetCache, TargetCacheWriter, compute_targets, extract_targets
+from training_mt2kd.recipe.teachers import (
     AudioClassificationTeacher,
     Teacher,
     TeacherTargets,
@@ -42,7 +42,7 @@ class LoudnessTeacher(Teacher):
         lengths = student_num_frames(waveform_lengths)
         frames = waveforms[:, : int(lengths.max()) * 640].reshape(len(waveforms), -1, 640)
         values = torch.stack([frames.pow(2).mean(-1).sqrt(), frames.abs().amax(-1)], dim=-1)
-        return TeacherTargets(values * lengths_to_mask(lengths)[:, :, None], lengths)
+        return TeacherTargets(values * lengths_to_mask(lengths, values.shape[1])[:, :, None], lengths)
 
 
 @pytest.fixture(scope="module")

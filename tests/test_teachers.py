@@ -21,7 +21,7 @@ from transformers import (
 from configuration_mt2kd import MT2KDConfig
 from modeling_mt2kd import MT2KDModel
 from processing_mt2kd import MT2KDFeatureExtractor
-from training_mt2kd.teachers import (
+from training_mt2kd.recipe.teachers import (
     AudioClassificationTeacher,
     SpeakerEmbeddingTeacher,
     TeacherTargets,

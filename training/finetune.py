@@ -1,155 +1,19 @@
-"""Stage 2: multi-task supervised fine-tuning (and the paper's baselines from the same script).
+"""Stage 2 (multi-task supervised fine-tuning) — the command-line entry point.
 
-    accelerate launch training/finetune.py --config training/configs/mt2kd_66m_stage2.yaml \
-        [--init_from STAGE1_DIR] [--output_dir DIR] [--resume_from DIR] [--push_to_hub --hub_model_id ID]
+    accelerate launch training/finetune.py --config training/configs/mt2kd_66m_stage2.yaml --init_from DIR
 
-Each corpus trains its own task (asr: transcripts → transducer + CTC; tagging: multi-hot labels →
-BCE; speaker: speaker ids → cross-entropy or AAM) and each loss only sees its own corpus through
-per-sample masks. The heads are those of the tasks in `data.train`, so one corpus gives a
-single-task baseline and no `--init_from` gives multi-task from scratch. With `--init_from`, the
-stage-1 encoder, tagging and speaker heads carry over; the Whisper projection is dropped; CTC,
-transducer and speaker classifier start fresh. The final folder (`OUTPUT_DIR/final`) holds the
-model, feature extractor, tokenizer and speaker index.
+The implementation is `training_mt2kd.recipe.finetune`; `--help` lists every option.
 """
 
-from __future__ import annotations
-
-import json
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file (accelerate launch training/finetune.py)
-    sys.modules.pop("training_mt2kd", None)
-    __package__ = "training_mt2kd"  # noqa: A001
+if __name__ == "__main__" and sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    # Run as a file: import the installed package, never this folder's modules by their bare names
+    # (`evaluate` here would shadow the `evaluate` library).
+    del sys.path[0]
 
-import torch
-from accelerate.utils import set_seed
-
-from modeling_mt2kd import MT2KDForDistillation, MT2KDForMultiTask
-from processing_mt2kd import MT2KDProcessor, MT2KDTokenizer, train_bpe_tokenizer
-from processing_mt2kd.data import DataHealth, SpeakerIndex
-
-from .config import RunConfig, build_argument_parser, load_run_config
-from .handover import carry_over_stage1
-from .loop import Trainer
-from .model_setup import build_model_config
-from .stage_data import StudentFeatures, build_training_data, load_mixture, placeholder_batch, process_state, task_column
-
-IGNORE_INDEX = -100
-
-
-def corpus_tasks(config: RunConfig) -> set[str]:
-    tasks = set()
-    for entry in config.data.train:
-        tasks.update(part.strip() for part in str(entry.get("task", "")).split("+"))
-    unknown = tasks - {"asr", "tagging", "speaker"}
-    if unknown:
-        raise ValueError(f"stage 2 trains asr, tagging and speaker corpora; got tasks {sorted(unknown)}")
-    return tasks
-
-
-def prepare_tokenizer(config: RunConfig, texts: list[str], vocab_size: int) -> MT2KDTokenizer:
-    """The configured tokenizer, or a BPE model trained on the ASR transcripts (rank 0 trains, the
-    others wait and load it)."""
-    if config.model.tokenizer:
-        return MT2KDTokenizer.from_pretrained(config.model.tokenizer)
-    state = process_state()
-    folder = Path(config.training.output_dir) / "tokenizer"
-    if state.is_main_process and not (folder / "bpe.model").is_file():
-        train_bpe_tokenizer(texts, folder, vocab_size=vocab_size)
-    state.wait_for_everyone()
-    return MT2KDTokenizer.from_pretrained(folder)
-
-
-def encode_transcripts(tokenizer: MT2KDTokenizer, texts: list[str]) -> torch.Tensor:
-    """(batch, max_tokens) token ids padded with -100 (at least one column)."""
-    encoded = [tokenizer.encode(text, add_special_tokens=False) if text else [] for text in texts]
-    width = max([1] + [len(ids) for ids in encoded])
-    labels = torch.full((len(texts), width), IGNORE_INDEX, dtype=torch.long)
-    for row, ids in enumerate(encoded):
-        labels[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-    return labels
-
-
-def main(argv: list[str] | None = None) -> Path:
-    parser = build_argument_parser(__doc__)
-    parser.add_argument("--init_from", help="Stage-1 model folder (overrides model.init_from).")
-    args = parser.parse_args(argv)
-    config = load_run_config(args)
-    if args.init_from:
-        config.model.init_from = args.init_from
-    set_seed(config.training.seed)
-    state = process_state()
-    tasks = corpus_tasks(config)
-
-    stage1 = MT2KDForDistillation.from_pretrained(config.model.init_from) if config.model.init_from else None
-    base = stage1.config.to_dict() if stage1 is not None else build_model_config(config.model).to_dict()
-    label_names = [base["id2label"][key] for key in sorted(base["id2label"], key=int)]
-
-    health = DataHealth()
-    mixture = load_mixture(config.data.train, config, health)
-    speaker_index = None
-    facts = {
-        "use_ctc": "asr" in tasks and base.get("use_ctc", True),
-        "use_transducer": "asr" in tasks,
-        "use_audio_tagging": "tagging" in tasks,
-        "use_speaker": "speaker" in tasks,
-    }
-    if "speaker" in tasks:
-        speaker_index = SpeakerIndex.from_names(task_column(mixture, "speaker", "speaker"))
-        facts["num_speakers"] = len(speaker_index)
-    tokenizer = None
-    if "asr" in tasks:
-        texts = task_column(mixture, "asr", "text")
-        tokenizer = prepare_tokenizer(config, texts, build_model_config(config.model).vocab_size)
-        facts["vocab_size"] = len(tokenizer)
-        facts["blank_id"] = tokenizer.blank_token_id
-    if stage1 is not None:
-        model_config = type(stage1.config).from_dict({**base, **config.model.overrides, **facts})
-    else:
-        model_config = build_model_config(config.model, **facts)
-    model = MT2KDForMultiTask(model_config)
-    if stage1 is not None:
-        report = carry_over_stage1(model, stage1)
-        if state.is_main_process:
-            Path(config.training.output_dir).mkdir(parents=True, exist_ok=True)
-            (Path(config.training.output_dir) / "handover.json").write_text(json.dumps(report.__dict__, indent=1))
-
-    data = build_training_data(config, label_names, speaker_index, mixture, health)
-    features = StudentFeatures(config, data.health)
-
-    def make_inputs(batch: dict, batch_count: float) -> dict:
-        batch = placeholder_batch(batch)
-        device = state.device
-        input_features, attention_mask = features(batch["waveforms"], batch["waveform_lengths"], training=model.training)
-        masks = batch["task_masks"]
-        inputs = {"input_features": input_features.to(device), "attention_mask": attention_mask.to(device)}
-        if tokenizer is not None:
-            inputs["labels"] = encode_transcripts(tokenizer, batch["text"]).to(device)
-            inputs["asr_mask"] = masks["asr"].to(device)
-        if model_config.use_audio_tagging:
-            inputs["tagging_labels"] = batch["labels"].to(device)
-            inputs["tagging_mask"] = masks["tagging"].to(device)
-        if model_config.use_speaker:
-            speaker_ids = batch["speaker_ids"]
-            inputs["speaker_labels"] = speaker_ids.clamp(min=0).to(device)
-            inputs["speaker_mask"] = (masks["speaker"] & (speaker_ids >= 0)).to(device)
-        return inputs
-
-    def save_artifacts(folder: Path) -> None:
-        if tokenizer is not None:
-            MT2KDProcessor(features.feature_extractor, tokenizer).save_pretrained(folder)
-        else:
-            features.feature_extractor.save_pretrained(folder)
-        if speaker_index is not None:
-            speaker_index.save(folder / "speaker_index.json")
-
-    trainer = Trainer(
-        config, model, make_inputs, data.mixture, data.sampler, data.collator,
-        valid_batches=data.valid_batches, data_health=data.health, save_artifacts=save_artifacts,
-    )
-    return trainer.train(resume_from=args.resume_from)
-
+from training_mt2kd.recipe.finetune import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """MT2KD pipelines: transducer ASR, speaker verification and the one-pass multi-task call.
 
-`import modeling_mt2kd` registers them as the tasks `"mt2kd-transducer-asr"`, `"mt2kd-speaker-verification"` and
+`import processing_mt2kd` registers them as the tasks `"mt2kd-transducer-asr"`, `"mt2kd-speaker-verification"` and
 `"mt2kd-multitask"` of `transformers.pipeline`; the stock `"automatic-speech-recognition"` (CTC head) and
 `"audio-classification"` (tagging head, sigmoid scores) pipelines work with MT2KD folders as they are.
 """

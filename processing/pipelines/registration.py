@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from transformers import Pipeline, PreTrainedModel
+from transformers import AutoModelForAudioXVector, AutoModelForPreTraining, AutoModelForRNNT, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .multitask import MT2KDMultiTaskPipeline
@@ -16,25 +16,16 @@ SPEAKER_VERIFICATION_TASK = "mt2kd-speaker-verification"
 MULTITASK_TASK = "mt2kd-multitask"
 
 
-def register_pipelines(
-    transducer_model: type[PreTrainedModel],
-    speaker_model: type[PreTrainedModel],
-    multitask_model: type[PreTrainedModel],
-) -> None:
-    """Register the three MT2KD tasks (safe to call again). `modeling_mt2kd` calls this on import with its classes.
-
-    Args:
-        transducer_model: loads a folder for `"mt2kd-transducer-asr"` (`MT2KDForRNNT`).
-        speaker_model: loads a folder for `"mt2kd-speaker-verification"` (`MT2KDForXVector`).
-        multitask_model: loads a folder for `"mt2kd-multitask"` (`MT2KDForMultiTask`).
-    """
-    tasks: tuple[tuple[str, type[Pipeline], type[PreTrainedModel]], ...] = (
-        (TRANSDUCER_ASR_TASK, MT2KDTransducerASRPipeline, transducer_model),
-        (SPEAKER_VERIFICATION_TASK, MT2KDSpeakerVerificationPipeline, speaker_model),
-        (MULTITASK_TASK, MT2KDMultiTaskPipeline, multitask_model),
+def register_pipelines() -> None:
+    """Register the three MT2KD tasks (safe to call again); each loads its model through an Auto class, so the
+    model classes registered by `modeling_mt2kd` (or a release's remote code) serve them."""
+    tasks: tuple[tuple[str, type[Pipeline], type], ...] = (
+        (TRANSDUCER_ASR_TASK, MT2KDTransducerASRPipeline, AutoModelForRNNT),
+        (SPEAKER_VERIFICATION_TASK, MT2KDSpeakerVerificationPipeline, AutoModelForAudioXVector),
+        (MULTITASK_TASK, MT2KDMultiTaskPipeline, AutoModelForPreTraining),
     )
-    for task, pipeline_class, model_class in tasks:
+    for task, pipeline_class, auto_class in tasks:
         registered = PIPELINE_REGISTRY.supported_tasks.get(task)
-        if registered is not None and registered["impl"] is pipeline_class and registered["pt"] == (model_class,):
+        if registered is not None and registered["impl"] is pipeline_class and registered["pt"] == (auto_class,):
             continue  # re-registering would log an "Overwriting pipeline" warning
-        PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=pipeline_class, pt_model=model_class, type="audio")
+        PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=pipeline_class, pt_model=auto_class, type="audio")

@@ -11,14 +11,15 @@ import numpy as np
 import torch
 from transformers import Pipeline
 
-from ..metrics import Trial, cosine_scores, read_trial_list
+from .speaker_scoring import cosine_scores
+from .trial_list import Trial, read_trial_list
 from .audio_input import AudioInput, audio_to_features, read_audio_input
 
 __all__ = ["DEFAULT_THRESHOLD", "MT2KDSpeakerVerificationPipeline"]
 
 # Cosine score from which two recordings are taken to be the same speaker. The speaker head is distilled from an
 # ECAPA-TDNN teacher, and 0.25 is the threshold SpeechBrain's ECAPA verification uses by default; calibrate it on
-# your own trials with `processing_mt2kd.metrics.equal_error_rate_threshold(scores, labels)`.
+# your own trials with `training_mt2kd.evaluation.metrics.equal_error_rate_threshold(scores, labels)`.
 DEFAULT_THRESHOLD = 0.25
 
 # A trial: (enrolment, test) or (enrolment, test, is_target), or a `Trial` read from a trial list.

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from processing_mt2kd.data import CorpusSpec, LabelSet, load_corpus
-from processing_mt2kd.metrics import cosine_scores, mean_average_precision, read_trial_list
+from training_mt2kd.data import CorpusSpec, LabelSet, load_corpus
+from training_mt2kd.evaluation.metrics import cosine_scores, mean_average_precision, read_trial_list
 
-from ..evaluate import EvaluatedModel, EvaluationConfig, embed_examples, evaluation_config_from_dict
-from .task_manifests import TaskManifests
+from training_mt2kd.evaluation.evaluate import EvaluatedModel, EvaluationConfig, embed_examples, evaluation_config_from_dict
+from training_mt2kd.demo.task_manifests import TaskManifests
 
 DATASET = "mt2kd-demo"
 SPLIT = "test"

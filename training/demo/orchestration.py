@@ -2,7 +2,7 @@
 
 Steps (folders under the output directory):
 
-    corpus/           synthetic speech, sound events and mixtures (processing_mt2kd.synthesis)
+    corpus/           synthetic speech, sound events and mixtures (training_mt2kd.demo.synthesis)
     data/             the corpus per kind of clip (speech / events), as the scripts read it
     runs/<name>/      training runs with the real scripts: three single-task teachers (finetune.py,
                       from scratch; they are also the single-task baselines), stage 1 (kd.py, no
@@ -32,19 +32,19 @@ from tqdm.auto import tqdm
 
 from configuration_mt2kd import MT2KDConfig
 from modeling_mt2kd import MT2KDForMultiTask
-from modeling_mt2kd.remote_code import save_with_remote_code
-from processing_mt2kd.synthesis import DemoCorpus, load_demo_corpus, synthesize_demo_corpus
+from training_mt2kd.release.remote_code import save_with_remote_code
+from training_mt2kd.demo.synthesis import DemoCorpus, load_demo_corpus, synthesize_demo_corpus
 
-from ..evaluate import EvaluatedModel, evaluate
-from .evaluation import evaluation_config, headline_metrics, label_prior, trial_scores
-from .ledger import StepLedger
-from .plan import DemoPlan, load_plan, merge
-from .comparison import MODEL_TITLES, TASKS, beats
-from .plots import Bar, plot_det_curves, plot_loss_curves, plot_task_bars, read_history
-from .report import write_report
-from .runs import POLL_S, TrainingProcess, TrainingRun, terminate_raises_system_exit
-from .stage1_teachers import stage1_needs, stage1_values
-from .task_manifests import TaskManifests, write_task_manifests
+from training_mt2kd.evaluation.evaluate import EvaluatedModel, evaluate
+from training_mt2kd.demo.evaluation import evaluation_config, headline_metrics, label_prior, trial_scores
+from training_mt2kd.demo.ledger import StepLedger
+from training_mt2kd.demo.plan import DemoPlan, load_plan, merge
+from training_mt2kd.demo.comparison import MODEL_TITLES, TASKS, beats
+from training_mt2kd.demo.plots import Bar, plot_det_curves, plot_loss_curves, plot_task_bars, read_history
+from training_mt2kd.demo.report import write_report
+from training_mt2kd.demo.runs import POLL_S, TrainingProcess, TrainingRun, terminate_raises_system_exit
+from training_mt2kd.demo.stage1_teachers import stage1_needs, stage1_values
+from training_mt2kd.demo.task_manifests import TaskManifests, write_task_manifests
 
 SINGLE_TASK_RUNS = {"asr": "asr_teacher", "tagging": "tagging_teacher", "speaker": "speaker_teacher"}
 EVALUATED_TASKS = {
@@ -259,7 +259,7 @@ stage 2 fine-tuned on the three labelled tasks. It knows only the demo's synthet
 events. Results and how it was made: `../report.md`.
 
 ```python
-import modeling_mt2kd  # registers MT2KD with transformers (or pass trust_remote_code=True)
+import processing_mt2kd  # registers MT2KD with transformers (or pass trust_remote_code=True)
 from transformers import AutoModel, pipeline
 
 encoder = AutoModel.from_pretrained("{folder}")

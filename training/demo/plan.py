@@ -6,7 +6,7 @@ to the file) starts from another plan and changes only what the file lists, merg
     corpus:      keyword arguments of `synthesize_demo_corpus` (without the seed)
     steps:       optimiser steps of asr_teacher, tagging_teacher, speaker_teacher, stage1, stage2
                  (multi-task from scratch runs `stage2` steps: the same budget as MT2KD's stage 2)
-    run:         run-configuration values (training/config.py) shared by every training run
+    run:         run-configuration values (training/recipe/config.py) shared by every training run
     stage1:      values merged over `run` for stage 1
     evaluation:  decoding (list), reported_decoding, batch_duration_s
     teachers:    (optional) stage 1's teachers: `asr: demo | whisper-tiny.en`, `speaker: demo | resemblyzer`;

@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 import numpy as np  # noqa: E402
 
-from processing_mt2kd.metrics import det_curve  # noqa: E402
+from training_mt2kd.evaluation.metrics import det_curve  # noqa: E402
 
 DPI = 110
 SMOOTHING_WINDOW = 10  # logged values per point of a loss curve (each is one batch's loss, so noisy)

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .comparison import LOWER_IS_BETTER, METRIC_NAMES, MODEL_TITLES, TASKS, beats
-from .stage1_teachers import teacher_report_lines
+from training_mt2kd.demo.comparison import LOWER_IS_BETTER, METRIC_NAMES, MODEL_TITLES, TASKS, beats
+from training_mt2kd.demo.stage1_teachers import teacher_report_lines
 
 
 def _direction(task: str) -> str:
@@ -107,7 +107,7 @@ def write_report(path: Path, results: dict[str, Any]) -> Path:
         "code:",
         "",
         "```python",
-        "import modeling_mt2kd  # registers MT2KD with transformers (or pass trust_remote_code=True)",
+        "import processing_mt2kd  # registers MT2KD with transformers (or pass trust_remote_code=True)",
         "from transformers import AutoModel, pipeline",
         "",
         f'encoder = AutoModel.from_pretrained("{results["model_dir"]}")',

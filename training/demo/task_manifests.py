@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from processing_mt2kd.data.corpus import TASK_ROLES
-from processing_mt2kd.synthesis import DemoCorpus
+from training_mt2kd.data.corpus import TASK_ROLES
+from training_mt2kd.demo.synthesis import DemoCorpus
 
 KINDS = ("speech", "events")
 COLUMNS = {
@@ -42,7 +42,7 @@ class TaskManifests:
     durations_s: dict[tuple[str, str], float]
 
     def corpus_entry(self, kind: str, split: str, tasks: str, weight: float = 1.0) -> dict[str, Any]:
-        """A `data.train` entry (training/config.py CorpusOptions) for `tasks` ("asr+speaker", "distill", ...)."""
+        """A `data.train` entry (training/recipe/config.py CorpusOptions) for `tasks` ("asr+speaker", "distill", ...)."""
         return {
             "name": f"{kind}_{split}",
             "source": str(self.manifests[kind, split]),

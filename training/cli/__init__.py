@@ -1,0 +1,1 @@
+"""The `mt2kd` command line: one module per subcommand in `commands/`, the parser in `main`."""

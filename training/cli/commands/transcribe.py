@@ -1,0 +1,61 @@
+"""`mt2kd transcribe`: speech to text with the CTC head (stock ASR pipeline) or the transducer head."""
+
+from __future__ import annotations
+
+import argparse
+
+from training_mt2kd.cli.commands.command import Command, add_inference_arguments
+
+__all__ = ["COMMAND"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", help="audio files and folders (searched recursively)")
+    add_inference_arguments(parser)
+    parser.add_argument(
+        "--decoder", choices=("ctc", "transducer"), default="ctc",
+        help="ASR head: ctc (greedy, the automatic-speech-recognition pipeline) or transducer (default ctc)",
+    )
+    parser.add_argument(
+        "--decoding_method", choices=("greedy_search", "modified_beam_search"), default="greedy_search",
+        help="transducer search (default greedy_search)",
+    )
+    parser.add_argument("--beam", type=int, default=4, help="beam size of modified_beam_search (default 4)")
+    parser.add_argument(
+        "--chunk_length_s", type=float, default=30.0,
+        help="decode long recordings in chunks of this many seconds, bounding memory (default 30; 0 = whole file)",
+    )
+    parser.add_argument("--timestamps", choices=("word", "char"), help="also return word or character timestamps")
+
+
+def run(args: argparse.Namespace) -> int:
+    from training_mt2kd.cli.commands.audio_files import find_audio_files
+    from training_mt2kd.cli.commands.model_pipeline import load_pipeline
+    from training_mt2kd.cli.commands.per_file import SAMPLING_RATE, run_per_file
+    from training_mt2kd.cli.commands.report import write_report
+
+    if args.decoder == "ctc":
+        asr = load_pipeline("automatic-speech-recognition", args.model, args.device)
+        options = {}
+    else:
+        asr = load_pipeline("mt2kd-transducer-asr", args.model, args.device)
+        options = {"decoding_method": args.decoding_method, "beam": args.beam}
+
+    def transcribe(waveforms):
+        # Fresh dicts on every call: the stock pipeline empties the dicts it is given.
+        inputs = [{"raw": waveform, "sampling_rate": SAMPLING_RATE} for waveform in waveforms]
+        return asr(
+            inputs, batch_size=len(inputs), chunk_length_s=args.chunk_length_s or None,
+            return_timestamps=args.timestamps, **options,
+        )
+
+    results = run_per_file(find_audio_files(args.paths), transcribe, args.batch_size, "transcribing")
+    return write_report("transcribe", args.model, results, args.output)
+
+
+COMMAND = Command(
+    name="transcribe",
+    help="transcribe speech: {path, text[, chunks with timestamps]} per file",
+    add_arguments=add_arguments,
+    run=run,
+)

@@ -1,0 +1,39 @@
+"""Training data: corpus loading, duration-bucketed batching, mixing, collation and augmentation.
+
+Flow: `CorpusSpec` → `load_corpus` (role-named columns, undecoded audio, duration filter) →
+`CorpusMixture` + `MixedCorpusSampler` (or `DurationBucketSampler` / `BufferedBucketBatcher` for
+one corpus) → `AudioCollator` (decode, pad, task masks, targets; bad files become `DataHealth`
+events) → `NoiseMixer` and `SpecAugment` on the student's copy of the input.
+"""
+
+from training_mt2kd.data.collate import IGNORE_INDEX, AudioCollator
+from training_mt2kd.data.corpus import TASKS, CorpusSpec, ManifestPathError, load_corpus
+from training_mt2kd.data.decode import SkippedExample, decode_waveform
+from training_mt2kd.data.health import DataHealth, SkipReason
+from training_mt2kd.data.labels import LabelSet, SpeakerIndex
+from training_mt2kd.data.mixing import CorpusMixture, MixedCorpusSampler
+from training_mt2kd.data.noise import NoiseMixer
+from training_mt2kd.data.sampler import DurationBucketSampler
+from training_mt2kd.data.spec_augment import SpecAugment
+from training_mt2kd.data.streaming import BufferedBucketBatcher
+
+__all__ = [
+    "IGNORE_INDEX",
+    "TASKS",
+    "AudioCollator",
+    "BufferedBucketBatcher",
+    "CorpusMixture",
+    "CorpusSpec",
+    "DataHealth",
+    "DurationBucketSampler",
+    "LabelSet",
+    "ManifestPathError",
+    "MixedCorpusSampler",
+    "NoiseMixer",
+    "SkipReason",
+    "SkippedExample",
+    "SpecAugment",
+    "SpeakerIndex",
+    "decode_waveform",
+    "load_corpus",
+]

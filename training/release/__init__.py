@@ -1,0 +1,1 @@
+"""Releasing a model folder: checks, the remote-code bundle, the model card and the Hub upload."""
