@@ -18,7 +18,7 @@ from training_mt2kd.cli.commands.command import Command
 
 __all__ = ["COMMAND_MODULES", "Command", "load_commands"]
 
-COMMAND_MODULES = ("demo", "reproduce_small", "transcribe", "tag", "embed", "verify")
+COMMAND_MODULES = ("demo", "reproduce_small", "transcribe", "tag", "embed", "verify", "export_onnx")
 
 
 def load_commands() -> list[Command]:
