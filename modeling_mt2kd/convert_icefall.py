@@ -127,10 +127,32 @@ def config_from_icefall_arguments(arguments: dict, **overrides) -> MT2KDConfig:
                 value = value[0] if len(value) == 1 and our_name not in ("num_encoder_layers",) else value
             values[our_name] = value
     for flag, our_name in (("use_ctc", "use_ctc"), ("use_transducer", "use_transducer"),
-                           ("do_audio_tagging", "use_audio_tagging"), ("do_sv", "use_speaker")):
+                           ("do_audio_tagging", "use_audio_tagging"), ("do_sv", "use_speaker"),
+                           ("causal", "causal")):
         if flag in arguments:
             values[our_name] = bool(arguments[flag])
+    values.update(_chunk_arguments(arguments))
     return MT2KDConfig(**{**values, **overrides})
+
+
+def _chunk_arguments(arguments: dict) -> dict:
+    """The authors' `--chunk-size` / `--left-context-frames` lists (e.g. "16,32,64,-1"): the lists a
+    causal model samples from in training; a single value is also the inference setting."""
+    values = {}
+    for icefall_name, training_name, inference_name in (
+        ("chunk_size", "training_chunk_sizes", "chunk_size"),
+        ("left_context_frames", "training_left_context_frames", "left_context_frames"),
+    ):
+        if icefall_name not in arguments:
+            continue
+        value = arguments[icefall_name]
+        choices = tuple(int(v) for v in value.split(",")) if isinstance(value, str) else tuple(
+            int(v) for v in (value if isinstance(value, (list, tuple)) else [value])
+        )
+        values[training_name] = choices
+        if len(choices) == 1:
+            values[inference_name] = choices[0]
+    return values
 
 
 def load_config(preset_or_json: str | Path | MT2KDConfig) -> MT2KDConfig:
@@ -145,7 +167,8 @@ def load_config(preset_or_json: str | Path | MT2KDConfig) -> MT2KDConfig:
     arguments = json.loads(path.read_text())
     if arguments.get("model_type") == MT2KDConfig.model_type:
         return MT2KDConfig.from_dict(arguments)
-    arguments = arguments.get("config", {}).get("params_stage2", arguments)  # a fixture README.json
+    fixture_config = arguments.get("config", {})  # a fixture README.json
+    arguments = fixture_config.get("params_stage2", fixture_config.get("params_training_construction", arguments))
     return config_from_icefall_arguments(arguments)
 
 

@@ -17,6 +17,7 @@ from .encoder import Zipformer2Encoder
 from .encoder.bias_norm import BiasNorm
 from .encoder.bypass import BypassModule
 from .encoder.layer import Zipformer2Layer
+from .encoder.causal_convolution import ChunkCausalDepthwiseConv1d
 from .encoder.resampling import SimpleDownsample
 from .heads import (
     CTCHead,
@@ -85,6 +86,8 @@ class MT2KDPreTrainedModel(PreTrainedModel):
             init.constant_(module.bypass_scale, 0.5)
         elif isinstance(module, SimpleDownsample):
             init.zeros_(module.bias)
+        elif isinstance(module, ChunkCausalDepthwiseConv1d):
+            init.zeros_(module.chunkwise_conv_scale)
 
     def _input_lengths(self, input_features: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         if attention_mask is None:

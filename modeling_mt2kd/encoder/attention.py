@@ -62,9 +62,11 @@ class RelPositionAttentionWeights(nn.Module):
         pos_emb: torch.Tensor,
         key_padding_mask: torch.Tensor | None,
         batch_count: float | None = None,
+        attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """hidden_states (batch, frames, embed_dim), pos_emb (2·frames - 1, pos_dim),
-        key_padding_mask (batch, frames) True on padding."""
+        key_padding_mask (batch, frames) True on padding; attn_mask (frames, frames) True where a
+        query may not attend to a key (the causal encoder's chunk mask)."""
         batch_size, num_frames, _ = hidden_states.shape
         heads, query_dim = self.num_heads, self.query_head_dim * self.num_heads
         projected = self.in_proj(hidden_states)
@@ -84,6 +86,8 @@ class RelPositionAttentionWeights(nn.Module):
 
         if self.training and random.random() < 0.1:
             scores = penalize_large_values(scores, limit=25.0, penalty=1e-4)
+        if attn_mask is not None:
+            scores = scores.masked_fill(attn_mask, MASKED_SCORE)
         if key_padding_mask is not None:
             scores = scores.masked_fill(key_padding_mask[:, None, None, :], MASKED_SCORE)
         return scores.softmax(dim=-1)

@@ -37,6 +37,7 @@ class Zipformer2Layer(nn.Module):
         cnn_module_kernel: int,
         dropout_rate: Schedule,
         bypass_skip_rate: Schedule,
+        causal: bool = False,
     ):
         super().__init__()
         self.self_attn_weights = RelPositionAttentionWeights(embed_dim, pos_dim, num_heads, query_head_dim, pos_head_dim)
@@ -46,8 +47,8 @@ class Zipformer2Layer(nn.Module):
         self.feed_forward2 = FeedForwardModule(embed_dim, feedforward_dim, dropout_rate)
         self.feed_forward3 = FeedForwardModule(embed_dim, (feedforward_dim * 5) // 4, dropout_rate)
         self.nonlin_attention = NonlinAttention(embed_dim, hidden_channels=3 * embed_dim // 4)
-        self.conv_module1 = ConvolutionModule(embed_dim, cnn_module_kernel)
-        self.conv_module2 = ConvolutionModule(embed_dim, cnn_module_kernel)
+        self.conv_module1 = ConvolutionModule(embed_dim, cnn_module_kernel, causal)
+        self.conv_module2 = ConvolutionModule(embed_dim, cnn_module_kernel, causal)
         self.norm = BiasNorm(embed_dim)
         self.bypass = BypassModule(embed_dim, skip_rate=bypass_skip_rate)
         self.bypass_mid = BypassModule(embed_dim)
@@ -83,9 +84,13 @@ class Zipformer2Layer(nn.Module):
         pos_emb: torch.Tensor,
         key_padding_mask: torch.Tensor | None,
         batch_count: float | None = None,
+        chunk_size: int = -1,
+        attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """hidden_states (batch, frames, embed_dim); pos_emb (2·frames - 1, pos_dim);
-        key_padding_mask (batch, frames), True on padding."""
+        key_padding_mask (batch, frames), True on padding. Causal layers only: chunk_size (frames at
+        this layer's rate, -1 = none) for the convolutions, attn_mask (frames, frames) True where
+        attention is not allowed."""
         training = self.training
 
         def rate(rate_schedule: Schedule) -> float:
@@ -96,7 +101,7 @@ class Zipformer2Layer(nn.Module):
             return module_output if keep is None else module_output * keep
 
         layer_input = hidden_states
-        attn_weights = self.self_attn_weights(hidden_states, pos_emb, key_padding_mask, batch_count)
+        attn_weights = self.self_attn_weights(hidden_states, pos_emb, key_padding_mask, batch_count, attn_mask)
         hidden_states = hidden_states + self.feed_forward1(hidden_states, batch_count)
 
         attention_keep = sequence_dropout_mask(hidden_states, rate(self.attention_skip_rate), training)
@@ -113,7 +118,7 @@ class Zipformer2Layer(nn.Module):
         hidden_states = hidden_states + attention_branch(nonlin)
         hidden_states = hidden_states + attention_branch(self.self_attn1(hidden_states, attn_weights, batch_count))
         hidden_states = hidden_states + skippable(
-            self.conv_module1(hidden_states, key_padding_mask, batch_count), rate(self.conv_skip_rate)
+            self.conv_module1(hidden_states, key_padding_mask, batch_count, chunk_size), rate(self.conv_skip_rate)
         )
         hidden_states = hidden_states + skippable(
             self.balancer_ff2(self.feed_forward2(hidden_states, batch_count), batch_count), rate(self.ff2_skip_rate)
@@ -122,7 +127,7 @@ class Zipformer2Layer(nn.Module):
 
         hidden_states = hidden_states + attention_branch(self.self_attn2(hidden_states, attn_weights, batch_count))
         hidden_states = hidden_states + skippable(
-            self.conv_module2(hidden_states, key_padding_mask, batch_count), rate(self.conv_skip_rate)
+            self.conv_module2(hidden_states, key_padding_mask, batch_count, chunk_size), rate(self.conv_skip_rate)
         )
         hidden_states = hidden_states + skippable(
             self.balancer_ff3(self.feed_forward3(hidden_states, batch_count), batch_count), rate(self.ff3_skip_rate)

@@ -61,10 +61,18 @@ class Zipformer2Stack(nn.Module):
         lengths: torch.Tensor,
         feature_mask: torch.Tensor | float = 1.0,
         batch_count: float | None = None,
+        chunk_size: int = -1,
+        attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """hidden_states (batch, frames, embed_dim) at 50 Hz with valid `lengths` (batch,);
-        feature_mask broadcastable to (batch, 1, embed_dim) (training only)."""
+        feature_mask broadcastable to (batch, 1, embed_dim) (training only). Causal encoders only:
+        chunk_size in 50 Hz frames (-1 = none) and the 50 Hz chunk attention mask (frames, frames)."""
         stack_input = hidden_states
+        factor = self.downsampling_factor
+        if chunk_size > 0:
+            chunk_size = chunk_size // factor
+        if attn_mask is not None:
+            attn_mask = attn_mask[::factor, ::factor]
         if self.downsample is not None:
             hidden_states = self.downsample(hidden_states, lengths)
             lengths = downsampled_lengths(lengths, self.downsampling_factor)
@@ -75,7 +83,9 @@ class Zipformer2Stack(nn.Module):
 
         hidden_states = hidden_states * feature_mask
         for layer in self.layers:
-            hidden_states = layer(hidden_states, pos_emb, key_padding_mask, batch_count) * feature_mask
+            hidden_states = layer(
+                hidden_states, pos_emb, key_padding_mask, batch_count, chunk_size, attn_mask
+            ) * feature_mask
 
         if self.downsample is None:
             return hidden_states

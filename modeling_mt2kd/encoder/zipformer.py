@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .chunk_masks import choose_chunking, chunk_attention_mask
 from .resampling import SimpleDownsample, downsampled_lengths
 from .schedules import schedule
 from .stack import Zipformer2Stack
@@ -37,6 +38,7 @@ def convert_num_channels(hidden_states: torch.Tensor, num_channels: int) -> torc
 class Zipformer2Encoder(nn.Module):
     def __init__(self, config):
         super().__init__()
+        self.config = config  # read at call time: the chunk settings of a causal encoder may be changed
         self.encoder_dim = config.encoder_dim
         self.encoder_unmasked_dim = config.encoder_unmasked_dim
         self.embed = Conv2dSubsampling(config.num_mel_bins, config.encoder_dim[0], config.subsampling_channels)
@@ -56,6 +58,7 @@ class Zipformer2Encoder(nn.Module):
                     value_head_dim=config.value_head_dim[i],
                     feedforward_dim=config.feedforward_dim[i],
                     cnn_module_kernel=config.cnn_module_kernel[i],
+                    causal=config.causal,
                 ),
                 dropout_rate=dropout_rate,
                 warmup_begin=config.warmup_batches * (i + 1) / (num_stacks + 1),
@@ -74,8 +77,12 @@ class Zipformer2Encoder(nn.Module):
         hidden_states, lengths = self.embed(input_features, input_lengths, batch_count)
         stack_outputs = [hidden_states]
         feature_masks = self._feature_masks(hidden_states)
+        chunk_size, left_context_chunks = choose_chunking(self.config, self.training)
+        attn_mask = chunk_attention_mask(hidden_states.shape[1], chunk_size, left_context_chunks, hidden_states.device)
         for stack, dim, feature_mask in zip(self.stacks, self.encoder_dim, feature_masks):
-            hidden_states = stack(convert_num_channels(hidden_states, dim), lengths, feature_mask, batch_count)
+            hidden_states = stack(
+                convert_num_channels(hidden_states, dim), lengths, feature_mask, batch_count, chunk_size, attn_mask
+            )
             stack_outputs.append(hidden_states)
         combined = self._combine_stacks(stack_outputs[1:])
         output = self.output_downsample(combined, lengths)

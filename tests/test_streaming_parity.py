@@ -1,0 +1,139 @@
+"""Parity of the causal (streaming) encoder with the authors' icefall code.
+
+The fixture folder comes from MT2KD_CAUSAL_PARITY_FIXTURE (default
+../shared/fixtures/icefall_parity_causal_tiny) and the model config from its README.json, so any
+fixture of this format can be checked. Every chunk setting the README lists is tested:
+
+- simulated streaming (one full forward with chunk-limited attention): each utterance alone must
+  reproduce `io_single`'s `single.<b>.sim.<tag>.*`, and so must the padded batch, since our encoder
+  is padding-invariant. The reference's own padded-batch outputs (`sim.<tag>.*`) are not: padding
+  leaks into each utterance's last chunk there (README measured.sim_padding_invariance_...), so we
+  match them on every frame before the last chunk;
+- true streaming (the authors' streaming_decode.py chunk loop): each chunk's encoder output, the
+  greedy transducer logits, tokens and token counts per chunk, and the cached states.
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from modeling_mt2kd.convert_icefall import convert_icefall_checkpoint
+from modeling_mt2kd.masks import lengths_to_mask
+
+from .conftest import FIXTURES_DIR
+
+FIXTURE = Path(os.environ.get("MT2KD_CAUSAL_PARITY_FIXTURE", FIXTURES_DIR / "icefall_parity_causal_tiny"))
+README = json.loads((FIXTURE / "README.json").read_text()) if (FIXTURE / "README.json").is_file() else {}
+SETTINGS = [(s["tag"], s["chunk_size"], s["left_context_frames"]) for s in README.get("config", {}).get("inference_settings", [])]
+ATOL = RTOL = 1e-4
+FRAME_LEVEL = ("encoder_out", "ctc_log_probs", "joiner.encoder_proj_out")
+UTTERANCE_LEVEL = ("audio_tagging_logits", "speaker_embedding", "speaker_logits")
+
+pytestmark = pytest.mark.skipif(not SETTINGS, reason=f"no causal parity fixture at {FIXTURE}")
+
+
+@pytest.fixture(scope="module")
+def converted():
+    model, _, report = convert_icefall_checkpoint(FIXTURE / "state_dict.safetensors", FIXTURE / "README.json")
+    return model, report
+
+
+@pytest.fixture(scope="module")
+def io():
+    return load_file(str(FIXTURE / "io.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def single():
+    return load_file(str(FIXTURE / "io_single.safetensors"))
+
+
+def use_setting(model, chunk_size: int, left_context_frames: int) -> None:
+    model.config.chunk_size = chunk_size
+    model.config.left_context_frames = left_context_frames
+
+
+def simulated_outputs(model, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        out = model(features, attention_mask=lengths_to_mask(lengths, features.shape[1]).long())
+    return {
+        "encoder_out": out.last_hidden_state,
+        "encoder_out_lens": out.attention_mask.sum(-1),
+        "ctc_log_probs": out.ctc_logits.log_softmax(-1),
+        "joiner.encoder_proj_out": model.transducer.joiner.encoder_proj(out.last_hidden_state),
+        "audio_tagging_logits": out.tagging_logits,
+        "speaker_embedding": out.speaker_embeddings,
+        "speaker_logits": out.speaker_logits,
+    }
+
+
+def compare_with_single(outputs: dict, single: dict, tag: str, b: int, row: int) -> None:
+    prefix = f"single.{b}.sim.{tag}."
+    length = int(single[prefix + "encoder_out_lens"][0])
+    assert int(outputs["encoder_out_lens"][row]) == length
+    for name in FRAME_LEVEL:
+        torch.testing.assert_close(
+            outputs[name][row, :length], single[prefix + name][0, :length], atol=ATOL, rtol=RTOL,
+            msg=lambda m: f"{tag} utterance {b} {name}: {m}",
+        )
+    for name in UTTERANCE_LEVEL:
+        torch.testing.assert_close(
+            outputs[name][row], single[prefix + name][0], atol=ATOL, rtol=RTOL, msg=lambda m: f"{tag} {b} {name}: {m}"
+        )
+
+
+def test_converter_loads_the_causal_checkpoint(converted):
+    model, report = converted
+    assert model.config.causal
+    reference_keys = set(load_file(str(FIXTURE / "state_dict.safetensors")))
+    assert set(report.loaded) | set(report.dropped) == reference_keys
+    assert all("alias" in reason for reason in report.dropped.values())
+    assert any(key.endswith("depthwise_conv.chunkwise_conv_scale") for key in report.loaded)
+    # The checkpoint's training chunk lists become the config's training lists.
+    training = README["config"]["params_training_construction"]
+    assert model.config.training_chunk_sizes == tuple(int(v) for v in training["chunk_size"].split(","))
+
+
+@pytest.mark.parametrize("tag, chunk_size, left_context_frames", SETTINGS)
+def test_simulated_streaming_each_utterance_alone(converted, io, single, tag, chunk_size, left_context_frames):
+    model, _ = converted
+    use_setting(model, chunk_size, left_context_frames)
+    for b, length in enumerate(io["inputs.x_lens"].tolist()):
+        outputs = simulated_outputs(model, io["inputs.x"][b : b + 1, :length], io["inputs.x_lens"][b : b + 1])
+        compare_with_single(outputs, single, tag, b, 0)
+
+
+@pytest.mark.parametrize("tag, chunk_size, left_context_frames", SETTINGS)
+def test_simulated_streaming_padded_batch(converted, io, single, tag, chunk_size, left_context_frames):
+    model, _ = converted
+    use_setting(model, chunk_size, left_context_frames)
+    outputs = simulated_outputs(model, io["inputs.x"], io["inputs.x_lens"])
+    assert outputs["encoder_out_lens"].tolist() == io[f"sim.{tag}.encoder_out_lens"].tolist()
+    for b, length in enumerate(io["inputs.x_lens"].tolist()):
+        compare_with_single(outputs, single, tag, b, b)
+        # The reference's padded batch, up to the start of each utterance's last (padding-affected) chunk.
+        frames_50hz = (length - 7) // 2
+        complete_chunks = math.ceil(frames_50hz / chunk_size) - 1
+        before_last_chunk = complete_chunks * chunk_size // 2
+        assert before_last_chunk > 0
+        for name in FRAME_LEVEL:
+            torch.testing.assert_close(
+                outputs[name][b, :before_last_chunk], io[f"sim.{tag}.{name}"][b, :before_last_chunk],
+                atol=ATOL, rtol=RTOL, msg=lambda m: f"{tag} padded batch row {b} {name}: {m}",
+            )
+    if tag == SETTINGS[0][0]:  # stack outputs at 50 Hz are stored for the first setting
+        with torch.no_grad():
+            mask = lengths_to_mask(io["inputs.x_lens"], io["inputs.x"].shape[1]).long()
+            hidden = model.mt2kd(io["inputs.x"], attention_mask=mask, output_hidden_states=True).hidden_states
+        for i, stack_out in enumerate(hidden[1:]):
+            for b, length in enumerate(io["inputs.x_lens"].tolist()):
+                before_last_chunk = (math.ceil(((length - 7) // 2) / chunk_size) - 1) * chunk_size
+                torch.testing.assert_close(
+                    stack_out[b, :before_last_chunk], io[f"sim.{tag}.encoder.stack_out.{i}"][b, :before_last_chunk],
+                    atol=ATOL, rtol=RTOL, msg=lambda m: f"stack {i} row {b}: {m}",
+                )
