@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# One-shot GPU check for issue 8: fills the CUDA rows of benchmarks/RESULTS.md on one H100/H200 in under
-# 10 minutes, printing every figure as soon as it is measured.
+# One-shot GPU check (issues 8 and 14): fills the CUDA rows of benchmarks/RESULTS.md on one H100/H200 in under
+# 8 minutes, printing every figure as soon as it is measured.
 #
 #   bash benchmarks/gpu_check.sh [OUTPUT_DIR]        (default: $OUT if set, else ./gpu_results)
 #
 # Each section runs as its own `benchmarks/run.py --device cuda` call under its own time limit, so one failure
 # or overrun does not lose the others; each writes OUTPUT_DIR/<section>.json and .log. Sections, in order of
-# what the issue's targets need most:
+# what the issues' targets need most:
+#   graphs      eager vs torch.compile vs CUDA graphs (CUDAGraphRunner), batch 1 / 32 / 256 x 10 s bf16, peak memory
+#               (benchmarks/gpu_graphs.py; ~3 min, most of it compiling)
 #   inference   bf16, batch 1 / 32 / 256 x 10 s: the one pass (ms per call, s of audio per s, peak memory) and,
 #               at batch 32, the three teachers one after another in the same process (~3 min)
-#   training    stage-1 step with cached targets, mt2kd-66m, batch 64 x 10 s, bf16 autocast: FLOPs and MFU (~1 min)
+#   training    50 stage-1 steps with cached targets, mt2kd-66m, batch 64 x 10 s, bf16 autocast: throughput, FLOPs, MFU (~1 min)
 #   fast_paths  greedy-search predictor (batched matmul vs conv1d) at batch 1 / 32; bf16-vs-fp32 deviation (~1 min)
 #   long_form   10 and 60 minutes through the chunked transducer pipeline, fp32: time and peak CUDA memory (~2 min)
 set -uo pipefail
@@ -34,8 +36,11 @@ run_section() {  # name, time limit in seconds
     [ "$status" -eq 0 ] || echo "=== $name FAILED or timed out (exit $status); see $out/$name.log ==="
 }
 
-run_section inference 240
-run_section training 90
-run_section fast_paths 70
-run_section long_form 120
+echo "=== graphs (limit 180 s) ==="
+timeout 180 python benchmarks/gpu_graphs.py --output "$out/graphs.json" 2>&1 | tee "$out/graphs.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || echo "=== graphs FAILED or timed out; see $out/graphs.log ==="
+run_section training 75
+run_section inference 150
+run_section long_form 45
+run_section fast_paths 30
 echo "=== done: $out ==="
