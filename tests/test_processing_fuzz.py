@@ -1,4 +1,4 @@
-"""Reliability, fuzzing: whatever audio or ids users feed the feature extractor, the tokenizer and the pipelines —
+"""Fuzzing: whatever audio or ids users feed the feature extractor, the tokenizer and the pipelines —
 any shape, dtype, rate or length, silence, clipping, huge values, NaN or inf — they answer with a result or a
 documented error (ValueError / TypeError with a message), never a crash or a hang, and long inputs cost bounded
 memory."""

@@ -1,4 +1,4 @@
-"""Reliability, bad data: broken recordings mixed into a training corpus are skipped (or resampled / cut where
+"""Bad data: broken recordings mixed into a training corpus are skipped (or resampled / cut where
 that is right), counted by reason with their ids in the run summary, and training goes on."""
 
 import csv

@@ -1,4 +1,4 @@
-"""Reliability, untrusted files: nothing the package reads can make it run code.
+"""Untrusted files: nothing the package reads can make it run code.
 
 Covered elsewhere and not repeated here: the icefall converter refuses pickled code
 (tests/test_convert_icefall.py::test_pickled_code_in_a_checkpoint_is_refused); remote code runs only with

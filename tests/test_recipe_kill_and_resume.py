@@ -1,4 +1,4 @@
-"""Reliability, interrupted runs: a training or target-extraction process killed with SIGKILL at any point, including
+"""Interrupted runs: a training or target-extraction process killed with SIGKILL at any point, including
 in the middle of writing a checkpoint or a target shard, leaves the previous checkpoint (shard) intact, and resuming
 ends exactly where an uninterrupted run ends."""
 

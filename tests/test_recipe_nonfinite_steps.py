@@ -1,4 +1,4 @@
-"""Reliability, bad numbers: a step with a non-finite loss or gradient is skipped without touching the weights,
+"""Bad numbers: a step with a non-finite loss or gradient is skipped without touching the weights,
 the normalisation statistics or the optimiser state; it is counted in the run summary; and a run where it persists
 stops with `NonFiniteTrainingError` and a message that says what to do."""
 
