@@ -14,9 +14,12 @@ from configuration_mt2kd import MT2KDConfig
 
 from .decoding import DecodedSequence, greedy_search, modified_beam_search
 from .encoder import Zipformer2Encoder
+from .encoder.streaming import StreamingEncoderOutput, new_streaming_state, run_streaming_chunk
+from .encoder.streaming_state import EncoderStreamingState
 from .encoder.bias_norm import BiasNorm
 from .encoder.bypass import BypassModule
 from .encoder.layer import Zipformer2Layer
+from .encoder.causal_convolution import ChunkCausalDepthwiseConv1d
 from .encoder.causal_convolution import ChunkCausalDepthwiseConv1d
 from .encoder.resampling import SimpleDownsample
 from .heads import (
@@ -88,6 +91,8 @@ class MT2KDPreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
         elif isinstance(module, ChunkCausalDepthwiseConv1d):
             init.zeros_(module.chunkwise_conv_scale)
+        elif isinstance(module, ChunkCausalDepthwiseConv1d):
+            init.zeros_(module.chunkwise_conv_scale)
 
     def _input_lengths(self, input_features: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         if attention_mask is None:
@@ -141,6 +146,38 @@ class MT2KDModel(MT2KDPreTrainedModel):
             attention_mask=output_mask,
             hidden_states=result.stack_outputs if output_hidden_states else None,
         )
+
+
+    def init_streaming_state(
+        self, batch_size: int = 1, chunk_size: int | None = None, left_context_frames: int | None = None
+    ) -> EncoderStreamingState:
+        """Zero streaming state for `batch_size` new streams of a causal model (see
+        `encoder/streaming_state.py` for its layout). chunk_size / left_context_frames in 50 Hz frames,
+        default the config's."""
+        parameter = next(self.parameters())
+        return new_streaming_state(
+            self.config, batch_size, chunk_size, left_context_frames, parameter.device, parameter.dtype
+        )
+
+    @torch.no_grad()
+    def streaming_forward(
+        self,
+        input_features: torch.Tensor,
+        state: EncoderStreamingState,
+        feature_lengths: torch.Tensor | None = None,
+    ) -> StreamingEncoderOutput:
+        """Encode one chunk of a stream (causal models, eval mode).
+
+        Args:
+            input_features: (batch, 2 * chunk_size + 13, num_mel_bins) fbank at 100 Hz: call k reads
+                frames [k * 2 * chunk_size, k * 2 * chunk_size + 2 * chunk_size + 13) of each stream
+                (13 frames of look-ahead, read again by the next call). A shorter last chunk is padded.
+            state: from `init_streaming_state` or the previous call's output.
+            feature_lengths: (batch,) valid frames per row (default: all).
+        """
+        encoder_out, lengths, state = run_streaming_chunk(self.encoder, input_features, state, feature_lengths)
+        mask = lengths_to_mask(lengths, encoder_out.shape[1]).long()
+        return StreamingEncoderOutput(last_hidden_state=encoder_out, attention_mask=mask, state=state)
 
 
 class _MT2KDHeadModel(MT2KDPreTrainedModel):

@@ -23,6 +23,10 @@ import torch
 from safetensors.torch import load_file
 
 from modeling_mt2kd.convert_icefall import convert_icefall_checkpoint
+from modeling_mt2kd.decoding.streaming_recognizer import StreamingRecognizer
+from modeling_mt2kd.decoding.streaming_search import StreamingGreedySearch
+from modeling_mt2kd.encoder.streaming import LOG_EPS, chunk_input_frames
+from modeling_mt2kd.encoder.streaming_state import EncoderStreamingState
 from modeling_mt2kd.masks import lengths_to_mask
 
 from .conftest import FIXTURES_DIR
@@ -137,3 +141,92 @@ def test_simulated_streaming_padded_batch(converted, io, single, tag, chunk_size
                     stack_out[b, :before_last_chunk], io[f"sim.{tag}.encoder.stack_out.{i}"][b, :before_last_chunk],
                     atol=ATOL, rtol=RTOL, msg=lambda m: f"stack {i} row {b}: {m}",
                 )
+
+
+@pytest.fixture(scope="module")
+def stream():
+    return load_file(str(FIXTURE / "io_stream.safetensors"))
+
+
+def stream_buffer(io, b: int) -> torch.Tensor:
+    """Utterance b's fbank followed by the authors' 13 + 30 LOG_EPS end-of-stream frames."""
+    length = int(io["inputs.x_lens"][b])
+    return torch.cat([io["inputs.x"][b, :length], torch.full((43, io["inputs.x"].shape[-1]), LOG_EPS)])
+
+
+def run_chunk_loop(model, buffer: torch.Tensor, chunk_size: int, left_context_frames: int):
+    """The authors' single-stream chunk loop through our public streaming API."""
+    state = model.mt2kd.init_streaming_state(1, chunk_size, left_context_frames)
+    search = StreamingGreedySearch(model.transducer.predictor, model.transducer.joiner)
+    per_chunk = {"fed": [], "encoder_out": [], "lengths": [], "logits": [], "num_tokens": [], "states": []}
+    for start in range(0, buffer.shape[0], 2 * chunk_size):
+        chunk = buffer[start : start + chunk_input_frames(chunk_size)]
+        output = model.mt2kd.streaming_forward(chunk.unsqueeze(0), state)
+        state = output.state
+        search.step(output.last_hidden_state)
+        per_chunk["fed"].append(chunk)
+        per_chunk["encoder_out"].append(output.last_hidden_state[0])
+        per_chunk["lengths"].append(int(output.attention_mask.sum()))
+        per_chunk["logits"].append(search.last_logits[0])
+        per_chunk["num_tokens"].append(len(search.results[0].tokens))
+        per_chunk["states"].append(state)
+    return per_chunk, search.results[0]
+
+
+@pytest.mark.parametrize("tag, chunk_size, left_context_frames", SETTINGS)
+def test_true_streaming_matches_the_authors_chunk_loop(converted, io, stream, tag, chunk_size, left_context_frames):
+    model, _ = converted
+    for b in range(io["inputs.x"].shape[0]):
+        prefix = f"stream.{tag}.single.{b}."
+        per_chunk, result = run_chunk_loop(model, stream_buffer(io, b), chunk_size, left_context_frames)
+        table = stream[prefix + "chunk_table"]
+        assert len(per_chunk["encoder_out"]) == table.shape[0]
+        assert per_chunk["lengths"] == table[:, 7].tolist()  # encoder_out_len column
+        if prefix + "fed_chunks" in stream:
+            for k, fed in enumerate(per_chunk["fed"]):
+                reference = stream[prefix + "fed_chunks"][k]
+                torch.testing.assert_close(fed, reference[: fed.shape[0]], atol=0, rtol=0)
+                assert torch.all(reference[fed.shape[0] :] == LOG_EPS)  # the authors pad short chunks with LOG_EPS
+        torch.testing.assert_close(
+            torch.cat(per_chunk["encoder_out"]), stream[prefix + "encoder_out"], atol=ATOL, rtol=RTOL,
+            msg=lambda m: f"{tag} utterance {b} encoder_out: {m}",
+        )
+        torch.testing.assert_close(
+            torch.cat(per_chunk["logits"]), stream[prefix + "greedy_logits"], atol=ATOL, rtol=RTOL,
+            msg=lambda m: f"{tag} utterance {b} greedy logits: {m}",
+        )
+        assert per_chunk["num_tokens"] == stream[prefix + "num_tokens_after_chunk"].tolist()
+        assert result.tokens == stream[prefix + "tokens"].tolist()
+
+
+def test_states_match_the_authors_after_the_first_and_the_last_chunk(converted, io, stream):
+    model, _ = converted
+    tag, chunk_size, left_context_frames = SETTINGS[0]
+    prefix = f"stream.{tag}.single.0."
+    per_chunk, _ = run_chunk_loop(model, stream_buffer(io, 0), chunk_size, left_context_frames)
+    for name, state in (("states_after_chunk0", per_chunk["states"][0]), ("states_final", per_chunk["states"][-1])):
+        ours = state.to_icefall_list()
+        assert len(ours) == len([k for k in stream if k.startswith(prefix + name + ".")])
+        for i, tensor in enumerate(ours):
+            reference = stream[f"{prefix}{name}.{i}"]
+            assert tuple(tensor.shape) == tuple(reference.shape), f"{name}.{i}"
+            torch.testing.assert_close(
+                tensor.to(reference.dtype), reference, atol=ATOL, rtol=RTOL, msg=lambda m: f"{name}.{i}: {m}"
+            )
+        # The flat list round-trips into the same state.
+        again = EncoderStreamingState.from_icefall_list(ours, chunk_size, left_context_frames).to_icefall_list()
+        assert all(torch.equal(a, b) for a, b in zip(again, ours))
+
+
+@pytest.mark.parametrize("tag, chunk_size, left_context_frames", SETTINGS)
+def test_recognizer_fed_odd_pieces_gives_the_authors_tokens(converted, io, stream, tag, chunk_size, left_context_frames):
+    model, _ = converted
+    for b, length in enumerate(io["inputs.x_lens"].tolist()):
+        recognizer = StreamingRecognizer(model, "greedy_search", chunk_size, left_context_frames)
+        features = io["inputs.x"][b, :length]
+        for start in range(0, length, 7):  # 70 ms pieces, unrelated to the chunk size
+            recognizer.accept_features(features[start : start + 7])
+        result = recognizer.finish()
+        assert result.tokens == stream[f"stream.{tag}.single.{b}.tokens"].tolist()
+        assert recognizer.chunks_done == stream[f"stream.{tag}.single.{b}.chunk_table"].shape[0]
+        assert result.frames == sorted(result.frames)
