@@ -10,8 +10,6 @@ from transformers import PreTrainedConfig
 
 from .chunking import chunking_problems
 
-from .chunking import chunking_problems
-
 PER_STACK_FIELDS = (
     "num_encoder_layers",
     "downsampling_factor",
@@ -90,16 +88,6 @@ class MT2KDConfig(PreTrainedConfig):
         simple_loss_scale, simple_lm_scale, simple_am_scale: weight and smoothing of the simple loss.
         transducer_warmup_batches: batches over which the simple loss weight falls from 1 to
             `simple_loss_scale` and the pruned loss weight rises from 0.1 to 1 (icefall's warm-up).
-        causal: a streaming (chunk-causal) encoder: attention limited to the current chunk and a left
-            context, chunk-causal depthwise convolutions (the authors' `--causal 1`).
-        chunk_size: inference chunk in 50 Hz frames (the front end's output rate; 16 = 320 ms); a
-            streaming chunk is `2 * chunk_size` fbank frames in and `chunk_size / 2` output frames out.
-            -1 = no chunking (full context). Used only when `causal`.
-        left_context_frames: inference left context in 50 Hz frames; the full (simulated) forward
-            rounds it down to whole chunks, as the authors' code does. -1 = unlimited (full forward only).
-        training_chunk_sizes, training_left_context_frames: the lists a causal model samples one value
-            from per training batch (the authors' `--chunk-size 16,32,64,-1`,
-            `--left-context-frames 64,128,256,-1`).
         causal: a streaming (chunk-causal) encoder: attention limited to the current chunk and a left
             context, chunk-causal depthwise convolutions (the authors' `--causal 1`).
         chunk_size: inference chunk in 50 Hz frames (the front end's output rate; 16 = 320 ms); a
@@ -223,11 +211,6 @@ class MT2KDConfig(PreTrainedConfig):
         self.left_context_frames = int(left_context_frames)
         self.training_chunk_sizes = tuple(int(v) for v in training_chunk_sizes)
         self.training_left_context_frames = tuple(int(v) for v in training_left_context_frames)
-        self.causal = bool(causal)
-        self.chunk_size = int(chunk_size)
-        self.left_context_frames = int(left_context_frames)
-        self.training_chunk_sizes = tuple(int(v) for v in training_chunk_sizes)
-        self.training_left_context_frames = tuple(int(v) for v in training_left_context_frames)
         kwargs.setdefault("problem_type", "multi_label_classification")
         if "id2label" not in kwargs and "num_labels" not in kwargs:
             kwargs["id2label"] = dict(enumerate(audioset_labels()))
@@ -278,8 +261,6 @@ class MT2KDConfig(PreTrainedConfig):
             problems.append(f"prune_range={self.prune_range} must be >= 1")
         if self.teacher_frames_per_frame < 1:
             problems.append("teacher_frames_per_frame must be >= 1")
-        if self.causal:
-            problems += chunking_problems(self)
         if self.causal:
             problems += chunking_problems(self)
         if problems:

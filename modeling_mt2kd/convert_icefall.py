@@ -155,26 +155,6 @@ def _chunk_arguments(arguments: dict) -> dict:
     return values
 
 
-def _chunk_arguments(arguments: dict) -> dict:
-    """The authors' `--chunk-size` / `--left-context-frames` lists (e.g. "16,32,64,-1"): the lists a
-    causal model samples from in training; a single value is also the inference setting."""
-    values = {}
-    for icefall_name, training_name, inference_name in (
-        ("chunk_size", "training_chunk_sizes", "chunk_size"),
-        ("left_context_frames", "training_left_context_frames", "left_context_frames"),
-    ):
-        if icefall_name not in arguments:
-            continue
-        value = arguments[icefall_name]
-        choices = tuple(int(v) for v in value.split(",")) if isinstance(value, str) else tuple(
-            int(v) for v in (value if isinstance(value, (list, tuple)) else [value])
-        )
-        values[training_name] = choices
-        if len(choices) == 1:
-            values[inference_name] = choices[0]
-    return values
-
-
 def load_config(preset_or_json: str | Path | MT2KDConfig) -> MT2KDConfig:
     """A preset name, an MT2KD config.json, or a JSON of icefall arguments."""
     if isinstance(preset_or_json, MT2KDConfig):

@@ -20,7 +20,6 @@ from .encoder.bias_norm import BiasNorm
 from .encoder.bypass import BypassModule
 from .encoder.layer import Zipformer2Layer
 from .encoder.causal_convolution import ChunkCausalDepthwiseConv1d
-from .encoder.causal_convolution import ChunkCausalDepthwiseConv1d
 from .encoder.resampling import SimpleDownsample
 from .heads import (
     CTCHead,
@@ -89,8 +88,6 @@ class MT2KDPreTrainedModel(PreTrainedModel):
             init.constant_(module.bypass_scale, 0.5)
         elif isinstance(module, SimpleDownsample):
             init.zeros_(module.bias)
-        elif isinstance(module, ChunkCausalDepthwiseConv1d):
-            init.zeros_(module.chunkwise_conv_scale)
         elif isinstance(module, ChunkCausalDepthwiseConv1d):
             init.zeros_(module.chunkwise_conv_scale)
 

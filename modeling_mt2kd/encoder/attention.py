@@ -88,8 +88,6 @@ class RelPositionAttentionWeights(nn.Module):
             scores = penalize_large_values(scores, limit=25.0, penalty=1e-4)
         if attn_mask is not None:
             scores = scores.masked_fill(attn_mask, MASKED_SCORE)
-        if attn_mask is not None:
-            scores = scores.masked_fill(attn_mask, MASKED_SCORE)
         if key_padding_mask is not None:
             scores = scores.masked_fill(key_padding_mask[:, None, None, :], MASKED_SCORE)
         return scores.softmax(dim=-1)

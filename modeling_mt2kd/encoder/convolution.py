@@ -7,7 +7,6 @@ from ..initialization import with_initial_scale
 from .activation_constraints import Balancer, Whiten, whitening_schedule
 from .activations import swoosh_r
 from .causal_convolution import ChunkCausalDepthwiseConv1d
-from .causal_convolution import ChunkCausalDepthwiseConv1d
 from .schedules import schedule
 
 

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from .chunk_masks import choose_chunking, chunk_attention_mask
-from .chunk_masks import choose_chunking, chunk_attention_mask
 from .resampling import SimpleDownsample, downsampled_lengths
 from .schedules import schedule
 from .stack import Zipformer2Stack
