@@ -12,7 +12,7 @@ import torchaudio.compliance.kaldi
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import PaddingStrategy, TensorType, logging
 
-from .audio_io import downmix_to_mono, pcm_to_float, resample
+from .audio_io import MAX_CHANNELS, downmix_to_mono, pcm_to_float, resample
 
 logger = logging.get_logger(__name__)
 
@@ -38,11 +38,15 @@ class MT2KDFeatureExtractor(SequenceFeatureExtractor):
     `frames = (samples + 80) // 160`). The waveform is used as float in [-1, 1] without rescaling and without
     normalisation, as icefall does.
 
-    Input rules of [`~MT2KDFeatureExtractor.__call__`]:
+    Input rules of [`~MT2KDFeatureExtractor.__call__`] (transformers' convention: batch first):
     - a 1-D array / tensor / list of numbers is one mono recording;
-    - a 2-D array / tensor is ONE multi-channel recording, `(channels, samples)` or `(samples, channels)`: the shorter
-      axis is taken as channels (at most 8) and averaged. A batch is a list (or tuple) of such recordings; a
-      stacked 2-D batch of equal-length clips would be read as one multi-channel recording, so pass lists;
+    - a 2-D array / tensor `(batch, samples)` is a batch of equal-length mono recordings, one per row; a list (or
+      tuple) of 1-D arrays is a batch of recordings of any lengths;
+    - channels only where the caller says so: with `channel_axis` (0 for `(channels, samples)`, 1 or -1 for
+      `(samples, channels)` as `soundfile.read` returns), a 2-D array is ONE multi-channel recording, a 3-D array a
+      stacked batch of them and a list holds 1-D or 2-D recordings; channels are averaged. Without `channel_axis`,
+      a 2-D array whose rows are too short to be recordings but whose columns could be channels (e.g.
+      `(48000, 2)`), or a 2-D recording inside a list, is refused with the fix rather than guessed at;
     - float samples are used as they are (expected in [-1, 1]); int8/int16/int32/uint8 PCM is scaled to [-1, 1];
     - audio at another rate is resampled to `sampling_rate` when its rate is passed.
 
@@ -93,13 +97,16 @@ class MT2KDFeatureExtractor(SequenceFeatureExtractor):
         pad_to_multiple_of: int | None = None,
         return_tensors: str | TensorType | None = None,
         return_attention_mask: bool | None = True,
+        channel_axis: int | None = None,
     ) -> BatchFeature:
         """Compute features for one recording or a batch (see the class docstring for the accepted layouts).
 
         Args:
-            raw_speech: one recording, or a list/tuple of recordings.
+            raw_speech: one recording, a `(batch, samples)` array, or a list/tuple of recordings.
             sampling_rate: rate of `raw_speech` in Hz; other rates are resampled. `None` assumes `self.sampling_rate`
                 and logs a warning.
+            channel_axis: the channel axis of each multi-channel recording (0: `(channels, samples)`; 1 or -1:
+                `(samples, channels)`); `None` (default): every recording is mono and a 2-D array is a batch.
             padding, max_length, truncation, pad_to_multiple_of: as in [`SequenceFeatureExtractor.pad`], in frames.
             return_tensors: `"pt"`, `"np"` or `None` (numpy when padded, else lists of per-recording arrays).
             return_attention_mask: also return the `(batch, frames)` mask, 1 on real frames.
@@ -119,11 +126,16 @@ class MT2KDFeatureExtractor(SequenceFeatureExtractor):
                 f"sampling_rate must be a positive number of Hz, e.g. {self.sampling_rate}; got {sampling_rate!r}"
             )
 
-        recordings = _split_recordings(raw_speech)
+        if channel_axis not in (None, 0, 1, -1):
+            raise ValueError(
+                f"channel_axis must be None (mono recordings), 0 for (channels, samples) or 1 / -1 for "
+                f"(samples, channels); got {channel_axis!r}"
+            )
+        recordings = _split_recordings(raw_speech, channel_axis)
         features = []
         for index, recording in enumerate(recordings):
             name = "the audio" if len(recordings) == 1 else f"recording {index} of the batch"
-            waveform = self._prepare_waveform(recording, sampling_rate, name)
+            waveform = self._prepare_waveform(recording, sampling_rate, name, channel_axis)
             features.append(self._fbank(waveform))
             if not np.isfinite(features[-1]).all():  # finite samples so large that their power overflows float32
                 raise ValueError(
@@ -147,16 +159,22 @@ class MT2KDFeatureExtractor(SequenceFeatureExtractor):
             return_tensors=return_tensors or "np",
         )
 
-    def _prepare_waveform(self, recording: np.ndarray, sampling_rate: float, name: str) -> np.ndarray:
-        """Check one recording and bring it to a 1-D float32 waveform at `self.sampling_rate`."""
+    def _prepare_waveform(
+        self, recording: np.ndarray, sampling_rate: float, name: str, channel_axis: int | None = None
+    ) -> np.ndarray:
+        """Check one recording and bring it to a 1-D float32 waveform at `self.sampling_rate`.
+
+        A 2-D recording is down-mixed along `channel_axis`; `None` takes its shorter axis as channels (at most
+        `MAX_CHANNELS`): the pipelines' rule for their one-recording inputs.
+        """
         if recording.dtype == np.bool_ or not np.issubdtype(recording.dtype, np.number):
             raise ValueError(f"{name} holds non-numeric values of dtype {recording.dtype}; pass audio samples")
         if np.issubdtype(recording.dtype, np.complexfloating):
             raise ValueError(f"{name} holds complex values; pass real-valued audio samples")
         if recording.ndim not in (1, 2):
             raise ValueError(
-                f"{name} has shape {tuple(recording.shape)}; expected (samples,) for mono or (channels, samples) / "
-                "(samples, channels) for multi-channel audio, and a list of those for a batch"
+                f"{name} has shape {tuple(recording.shape)}; expected (samples,) for mono, (batch, samples) or a list "
+                "for a batch, and with channel_axis (channels, samples) / (samples, channels) for multi-channel audio"
             )
         if recording.size == 0:
             raise ValueError(f"{name} is empty (shape {tuple(recording.shape)}); pass at least 5 ms of audio")
@@ -172,7 +190,7 @@ class MT2KDFeatureExtractor(SequenceFeatureExtractor):
                 f"{name} contains NaN or infinite samples (first at flat index {bad}); remove or replace them "
                 "(e.g. `np.nan_to_num`) before feature extraction"
             )
-        waveform = downmix_to_mono(waveform)
+        waveform = downmix_to_mono(waveform, channel_axis)
         if sampling_rate != self.sampling_rate:
             waveform = resample(waveform, sampling_rate, self.sampling_rate)
         if self.num_frames(len(waveform)) == 0:
@@ -228,20 +246,49 @@ class MT2KDFeatureExtractor(SequenceFeatureExtractor):
         return features.numpy()
 
 
-def _split_recordings(raw_speech: AudioArray | Sequence[AudioArray]) -> list[np.ndarray]:
-    """The recordings of a single or batched input, each as a numpy array (still unchecked)."""
+def _split_recordings(raw_speech: AudioArray | Sequence[AudioArray], channel_axis: int | None) -> list[np.ndarray]:
+    """The recordings of a single or batched input, each as a numpy array (still unchecked).
+
+    Without `channel_axis` every recording is 1-D: a 2-D array is a batch of rows. With it, a 2-D array is one
+    multi-channel recording and a 3-D array a batch of them.
+    """
     if isinstance(raw_speech, (np.ndarray, torch.Tensor)):
-        return [_to_numpy(raw_speech)]
+        array = _to_numpy(raw_speech)
+        if channel_axis is None and array.ndim == 2:
+            _check_rows_are_recordings(array)
+            return list(array)
+        if channel_axis is not None and array.ndim == 3:
+            return list(array)
+        return [array]
     if isinstance(raw_speech, (list, tuple)):
         if len(raw_speech) == 0:
             raise ValueError("got an empty list of audio; pass at least one recording")
         if all(isinstance(sample, (Real, np.number)) for sample in raw_speech):
             return [np.asarray(raw_speech)]
-        return [_to_numpy(recording) for recording in raw_speech]
+        recordings = [_to_numpy(recording) for recording in raw_speech]
+        for index, recording in enumerate(recordings):
+            if channel_axis is None and recording.ndim == 2:
+                raise ValueError(
+                    f"recording {index} of the batch has shape {tuple(recording.shape)}: a recording in a list is "
+                    "mono (samples,); for multi-channel recordings pass channel_axis=0 for (channels, samples) or "
+                    "channel_axis=-1 for (samples, channels) (as soundfile.read returns), and they are down-mixed"
+                )
+        return recordings
     raise ValueError(
         f"expected audio as a numpy array, a torch tensor, a list of numbers or a list of those; got a "
         f"{type(raw_speech).__name__}"
     )
+
+
+def _check_rows_are_recordings(batch: np.ndarray) -> None:
+    """Refuse a `(batch, samples)` array that looks like one `(samples, channels)` recording."""
+    num_rows, num_samples = batch.shape
+    if num_samples <= MAX_CHANNELS < num_rows:
+        raise ValueError(
+            f"a 2-D array is a batch of mono recordings, one per row (transformers' convention), but shape "
+            f"{tuple(batch.shape)} would be {num_rows} recordings of {num_samples} samples. For one recording with "
+            "channels last (as soundfile.read returns) pass channel_axis=-1; for (channels, samples) channel_axis=0"
+        )
 
 
 def _to_numpy(recording: AudioArray) -> np.ndarray:

@@ -147,15 +147,19 @@ def test_int32_pcm_is_scaled_to_unit_range(extractor, speech):
     np.testing.assert_array_equal(features(extractor, pcm), features(extractor, pcm.astype(np.float32) / 2**31))
 
 
-def test_stereo_is_down_mixed_in_either_layout(extractor, speech):
+def test_stereo_is_down_mixed_in_the_layout_the_caller_names(extractor, speech):
     left, right = speech, np.roll(speech, 400) * 0.5
     expected = features(extractor, ((left + right) / 2).astype(np.float32))
 
     channels_first = np.stack([left, right])
-    np.testing.assert_allclose(features(extractor, channels_first), expected, atol=1e-4)
-    np.testing.assert_allclose(features(extractor, channels_first.T), expected, atol=1e-4)
-    np.testing.assert_allclose(features(extractor, torch.from_numpy(channels_first)), expected, atol=1e-4)
-    np.testing.assert_allclose(features(extractor, [channels_first.T, speech])[0], expected[0], atol=1e-4)
+    np.testing.assert_allclose(features(extractor, channels_first, channel_axis=0), expected, atol=1e-4)
+    np.testing.assert_allclose(features(extractor, channels_first.T, channel_axis=-1), expected, atol=1e-4)
+    np.testing.assert_allclose(
+        features(extractor, torch.from_numpy(channels_first), channel_axis=0), expected, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        features(extractor, [channels_first.T, speech], channel_axis=1)[0], expected[0], atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("relative_path", ["fsdd/recordings/0_george_0.wav", "speech_misc/jfk/jfk.flac"])
@@ -164,7 +168,7 @@ def test_other_rates_are_resampled_to_16k(extractor, data_dir, relative_path):
     at_16k, _ = load_audio(data_dir / relative_path)
     assert native_rate in (8000, 44100)
 
-    computed = features(extractor, native, sampling_rate=native_rate)
+    computed = features(extractor, native, sampling_rate=native_rate, channel_axis=0)  # (channels, samples)
 
     np.testing.assert_allclose(computed, features(extractor, at_16k), atol=1e-4)
     duration_s = native.shape[-1] / native_rate
@@ -203,7 +207,8 @@ BAD_INPUTS = {
     "scalar": (np.float32(0.5), "expected audio as"),
     "0-d array": (np.array(0.5, dtype=np.float32), r"shape \(\)"),
     "3-d array": (np.zeros((2, 2, 800), dtype=np.float32), r"shape \(2, 2, 800\)"),
-    "stacked batch": (np.zeros((16, 16000), dtype=np.float32), "list of arrays"),
+    "channels-last recording without channel_axis": (np.zeros((16000, 2), dtype=np.float32), "channel_axis=-1"),
+    "2-D recording in a list without channel_axis": ([np.zeros((2, 800), dtype=np.float32)], "channel_axis=0"),
     "int64": (np.arange(800), "int64"),
     "too short": (np.zeros(79, dtype=np.float32), "too short"),
 }

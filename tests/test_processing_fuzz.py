@@ -326,7 +326,7 @@ def test_chunked_asr_memory_does_not_grow_with_the_length_of_the_audio(model_fol
     script = f'''
         from transformers import pipeline
         from transformers.utils import logging
-        import modeling_mt2kd  # registers the MT2KD classes and pipelines
+        import processing_mt2kd  # registers the MT2KD models, front end and pipelines
         logging.set_verbosity_error()
         asr = pipeline({task!r}, model={str(model_folder)!r})
         rng = np.random.default_rng(0)
