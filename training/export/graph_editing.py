@@ -14,7 +14,8 @@ def _names_read_by(node: onnx.NodeProto) -> set[str]:
     """Values a node reads, including those its subgraphs (If / Loop bodies) read from the outer scope."""
     names = {name for name in node.input if name}
     for attribute in node.attribute:
-        for graph in [attribute.g, *attribute.graphs] if attribute.type in (5, 10) else []:
+        subgraphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
+        for graph in subgraphs:
             for inner in graph.node:
                 names |= _names_read_by(inner)
     return names

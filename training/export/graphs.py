@@ -35,17 +35,19 @@ class MultiHeadEncoderGraph(nn.Module):
     `output_attention_mask` (batch, frames') int64, then for each head the model has:
     `transducer_encoder_out` (batch, frames', joiner_dim) = the joiner's encoder projection (icefall's offline
     encoder output), `ctc_log_probs` (batch, frames', vocab), `tagging_probs` (batch, num_labels) sigmoid
-    probabilities, `speaker_embeddings` (batch, speaker_embedding_dim).
+    probabilities (softmax for a single-label `problem_type`), `speaker_embeddings` (batch, speaker_embedding_dim).
     """
 
     def __init__(self, model: nn.Module):
         super().__init__()
-        self.mt2kd = model.mt2kd
+        self.mt2kd = getattr(model, "mt2kd", model)  # a bare MT2KDModel is its own encoder
         transducer = getattr(model, "transducer", None)
         self.transducer_encoder_proj = transducer.joiner.encoder_proj if transducer is not None else None
         self.ctc_head = getattr(model, "ctc_head", None)
         self.tagging_head = getattr(model, "tagging_head", None)
         self.speaker_head = getattr(model, "speaker_head", None)
+        # Tagging probabilities as the model's loss defines them: sigmoid (multi-label, the default) or softmax.
+        self.single_label_tagging = getattr(model.config, "problem_type", None) == "single_label_classification"
 
     @property
     def output_names(self) -> list[str]:
@@ -69,7 +71,8 @@ class MultiHeadEncoderGraph(nn.Module):
         if self.ctc_head is not None:
             outputs.append(self.ctc_head(hidden, frame_mask).log_softmax(dim=-1))
         if self.tagging_head is not None:
-            outputs.append(self.tagging_head(hidden, frame_mask).sigmoid())
+            logits = self.tagging_head(hidden, frame_mask)
+            outputs.append(logits.softmax(dim=-1) if self.single_label_tagging else logits.sigmoid())
         if self.speaker_head is not None:
             outputs.append(self.speaker_head(hidden, frame_mask))
         return tuple(outputs)

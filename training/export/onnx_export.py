@@ -115,7 +115,7 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, dtype: str = "fp3
     for file_name, (graph, role, extra_metadata) in graphs.items():
         if dtype == "int8":
             graph = _quantize_int8(graph)
-        set_metadata(graph, {**_common_metadata(config, role, dtype, opset), **extra_metadata})
+        set_metadata(graph, {**_common_metadata(config, role, dtype, _default_opset(graph)), **extra_metadata})
         onnx.save(graph, output_dir / file_name)
         report.files[file_name] = {
             "role": role,
@@ -215,6 +215,11 @@ def _common_metadata(config, role: str, dtype: str, opset: int) -> dict[str, obj
         "frame_shift_ms": 10,
         "output_frame_rate_hz": 25,
     }
+
+
+def _default_opset(graph: onnx.ModelProto) -> int:
+    """The graph's ONNX (default domain) opset, as written (the exporter may raise a lower request)."""
+    return next(entry.version for entry in graph.opset_import if entry.domain in ("", "ai.onnx"))
 
 
 def _export_encoder(graph: MultiHeadEncoderGraph, num_mel_bins: int, opset: int) -> onnx.ModelProto:
