@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from configuration_mt2kd import PRESETS, MT2KDConfig
@@ -98,14 +100,30 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, SafetensorError) as error:
+        raise ValueError(
+            f"{path} is not a readable checkpoint ({_load_failure_reason(error)}); pass an icefall .pt (e.g. "
+            "exp/pretrained.pt) or .safetensors file, downloaded again if it may be truncated. Only tensors are "
+            "read: a file that needs code to unpickle is refused"
+        ) from None
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("model"), dict):
         checkpoint = checkpoint["model"]
     if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
         raise ValueError(f"{path} is not a state dict (nor a dict with a 'model' state dict)")
     return checkpoint
+
+
+def _load_failure_reason(error: Exception) -> str:
+    """The informative line of a loading error. torch's weights-only message advises retrying with
+    weights_only=False, i.e. running the file's code: that advice is dropped, never passed on."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    noise = ("weights_only", "Weights only", "torch.load", "Please file an issue")
+    useful = [line for line in lines if not any(word in line for word in noise)]
+    return useful[0] if useful else type(error).__name__
 
 
 def rename_key(icefall_key: str) -> str | None:
@@ -274,7 +292,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="mt2kd-66m", help="preset name, MT2KD config.json or icefall-argument JSON")
     parser.add_argument("--output", required=True, help="output folder")
     args = parser.parse_args(argv)
-    _, _, report = convert_icefall_checkpoint(args.checkpoint, args.config, args.output, args.stage1_checkpoint)
+    try:
+        _, _, report = convert_icefall_checkpoint(args.checkpoint, args.config, args.output, args.stage1_checkpoint)
+    except (OSError, ValueError) as error:
+        parser.exit(2, f"convert_icefall: error: {error}\n")
     print(report.summary())
 
 

@@ -53,8 +53,20 @@ def test_pickled_code_in_a_checkpoint_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     with open(path, "wb") as handle:
         pickle.dump({"model": Payload()}, handle)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(ValueError, match="evil.pt is not a readable checkpoint") as error:
         load_checkpoint(path)
+    assert "weights_only" not in str(error.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x80\x02garbage" + bytes(range(256)), b"PK\x03\x04truncated zip"])
+def test_a_garbage_checkpoint_gives_one_line_without_advising_weights_only_false(tmp_path, capsys, content):
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(content)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--checkpoint", str(path), "--output", str(tmp_path / "out")])
+    message = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message.count("\n") == 1
+    assert "garbage.pt is not a readable checkpoint" in message and "weights_only" not in message
 
 
 def test_a_config_that_does_not_match_the_checkpoint_names_the_key(reference_state):
