@@ -6,8 +6,9 @@ one corpus) → `AudioCollator` (decode, pad, task masks, targets; bad files bec
 events) → `NoiseMixer` and `SpecAugment` on the student's copy of the input.
 """
 
-from training_mt2kd.data.collate import IGNORE_INDEX, AudioCollator
-from training_mt2kd.data.corpus import TASKS, CorpusSpec, ManifestPathError, load_corpus
+from configuration_mt2kd import IGNORE_INDEX
+from training_mt2kd.data.collate import AudioCollator
+from training_mt2kd.data.corpus import CorpusSpec, ManifestPathError, load_corpus
 from training_mt2kd.data.decode import SkippedExample, decode_waveform
 from training_mt2kd.data.health import DataHealth, SkipReason
 from training_mt2kd.data.labels import LabelSet, SpeakerIndex
@@ -19,7 +20,6 @@ from training_mt2kd.data.streaming import BufferedBucketBatcher
 
 __all__ = [
     "IGNORE_INDEX",
-    "TASKS",
     "AudioCollator",
     "BufferedBucketBatcher",
     "CorpusMixture",

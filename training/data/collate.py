@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from training_mt2kd.data.corpus import TASKS
 from training_mt2kd.data.decode import SkippedExample, decode_waveform
-from training_mt2kd.data.health import SkipEvent, SkipReason
+from training_mt2kd.data.health import SkipEvent
 from training_mt2kd.data.labels import LabelSet, SpeakerIndex
-
-IGNORE_INDEX = -100
-"""`speaker_ids` value of examples without a speaker target (cross-entropy's ignore_index)."""
+from training_mt2kd.tasks import DISTILL, corpus_task_names, tasks as task_rows
 
 FeatureExtractor = Callable[..., Any]
 """`MT2KDFeatureExtractor`-like: `(list of (samples,) arrays, sampling_rate=, return_tensors="pt")`
@@ -27,11 +24,14 @@ class AudioCollator:
     Returns a dict:
         waveforms         (B, S) float32 at `sample_rate` Hz, zero-padded after each waveform
         waveform_lengths  (B,) int64 samples
-        task_masks        {task: (B,) bool} for every task in asr/tagging/speaker/distill; True
-                          where the example trains that task and has its target
+        task_masks        {task: (B,) bool} for every task of the table (training_mt2kd.tasks) and
+                          distill; True where the example trains that task and has its target
         text              list of B transcripts ("" where the example has none)
-        labels            (B, num_labels) float32 multi-hot (only with `label_set`)
-        speaker_ids       (B,) int64, IGNORE_INDEX where absent (only with `speaker_index`)
+        <task batch_key>  each task's labels encoded with its vocabulary, only when the collator
+                          has one: token_ids (B, max_tokens) int64 padded with IGNORE_INDEX
+                          (asr, with a tokenizer), labels (B, num_labels) float32 multi-hot
+                          (tagging, `label_set`), speaker_ids (B,) int64, IGNORE_INDEX where
+                          absent (speaker, `speaker_index`)
         ids, corpus       lists of B strings
         health_events     [(reason, id), ...] for `DataHealth.record_events` in the training process
         input_features, attention_mask   from `feature_extractor` when one is given (clean audio)
@@ -50,12 +50,15 @@ class AudioCollator:
         feature_extractor: FeatureExtractor | None = None,
         max_duration_s: float | None = 30.0,
         tasks: Sequence[str] | None = None,
+        vocabularies: Mapping[str, Any] | None = None,
     ) -> None:
-        if tasks is not None and any(task not in TASKS for task in tasks):
-            raise ValueError(f"tasks must be among {list(TASKS)}; got {list(tasks)}")
+        if tasks is not None and any(task not in corpus_task_names() for task in tasks):
+            raise ValueError(f"tasks must be among {list(corpus_task_names())}; got {list(tasks)}")
         self.sample_rate = sample_rate
         self.label_set = label_set
         self.speaker_index = speaker_index
+        # each task's vocabulary by task name (a tokenizer for asr, ...); label_set/speaker_index are shorthands
+        self.vocabularies = {"tagging": label_set, "speaker": speaker_index, **(vocabularies or {})}
         self.feature_extractor = feature_extractor
         self.max_duration_s = max_duration_s
         self.tasks = tuple(tasks) if tasks is not None else None
@@ -79,29 +82,16 @@ class AudioCollator:
             waveforms[row, : waveform.shape[0]] = torch.from_numpy(waveform)
             lengths[row] = waveform.shape[0]
 
-        task_masks = {task: torch.zeros(batch_size, dtype=torch.bool) for task in TASKS}
-        texts: list[str] = []
-        for row, (example, _) in enumerate(kept):
-            tasks = self._tasks_of(example)
-            text = str(example.get("text") or "")
-            texts.append(text)
-            task_masks["asr"][row] = "asr" in tasks and bool(text.strip())
-            task_masks["tagging"][row] = "tagging" in tasks and self.label_set is not None
-            task_masks["distill"][row] = "distill" in tasks
-
         batch: dict[str, Any] = {
             "waveforms": waveforms,
             "waveform_lengths": lengths,
-            "task_masks": task_masks,
-            "text": texts,
+            "task_masks": {},
+            "text": [str(example.get("text") or "") for example, _ in kept],
             "ids": [str(example.get("id")) for example, _ in kept],
             "corpus": [str(example.get("corpus", "")) for example, _ in kept],
             "health_events": events,
         }
-        if self.label_set is not None:
-            batch["labels"] = self._multi_hot(kept, task_masks["tagging"], events)
-        if self.speaker_index is not None:
-            batch["speaker_ids"] = self._speaker_ids(kept, task_masks["speaker"], events)
+        self._add_labels(batch, [example for example, _ in kept])
         if self.feature_extractor is not None and batch_size > 0:
             features = self.feature_extractor(
                 [waveform for _, waveform in kept], sampling_rate=self.sample_rate, return_tensors="pt"
@@ -119,29 +109,23 @@ class AudioCollator:
             )
         return tasks
 
-    def _multi_hot(
-        self, kept: list[tuple[dict, np.ndarray]], mask: torch.Tensor, events: list[SkipEvent]
-    ) -> torch.Tensor:
-        labels = torch.zeros(len(kept), len(self.label_set), dtype=torch.float32)
-        for row, (example, _) in enumerate(kept):
-            if not mask[row]:
-                continue
-            multi_hot, unknown = self.label_set.encode(example.get("labels"))
-            labels[row] = torch.from_numpy(multi_hot)
-            events += [(SkipReason.UNKNOWN_LABEL.value, f"{example.get('id')}: {name}") for name in unknown]
-        return labels
-
-    def _speaker_ids(
-        self, kept: list[tuple[dict, np.ndarray]], mask: torch.Tensor, events: list[SkipEvent]
-    ) -> torch.Tensor:
-        speaker_ids = torch.full((len(kept),), IGNORE_INDEX, dtype=torch.int64)
-        for row, (example, _) in enumerate(kept):
-            if "speaker" not in self._tasks_of(example):
-                continue
-            speaker_class = self.speaker_index.get(example.get("speaker"))
-            if speaker_class is None:
-                events.append((SkipReason.UNKNOWN_SPEAKER.value, str(example.get("id"))))
-                continue
-            speaker_ids[row] = speaker_class
-            mask[row] = True
-        return speaker_ids
+    def _add_labels(self, batch: dict[str, Any], examples: list[dict[str, Any]]) -> None:
+        """Each task's mask, and its labels encoded with its vocabulary (see the task table); rows
+        that do not train a task get its `blank_label`."""
+        example_tasks = [self._tasks_of(example) for example in examples]
+        for task in task_rows():
+            rows = [row for row, names in enumerate(example_tasks) if task.name in names]
+            encoded = task.encode(
+                [examples[row].get(task.label_role) for row in rows],
+                [batch["ids"][row] for row in rows],
+                self.vocabularies.get(task.name),
+            )
+            mask = torch.zeros(len(examples), dtype=torch.bool)
+            mask[rows] = encoded.known
+            batch["task_masks"][task.name] = mask
+            batch["health_events"] += encoded.events
+            if encoded.values is not None:
+                values = torch.full((len(examples), *encoded.values.shape[1:]), task.blank_label, dtype=encoded.values.dtype)
+                values[rows] = encoded.values
+                batch[task.batch_key] = values
+        batch["task_masks"][DISTILL] = torch.tensor([DISTILL in names for names in example_tasks], dtype=torch.bool)

@@ -26,11 +26,15 @@ import soundfile
 from datasets import Audio, Dataset, Features, IterableDataset, Value, load_dataset
 
 from training_mt2kd.data.health import DataHealth, SkipReason
+from training_mt2kd.tasks import corpus_task_names, get_task, label_roles, parse_task_list, task_names
 
-TASKS = ("asr", "tagging", "speaker", "distill")
-ROLES = ("audio", "text", "labels", "speaker", "id", "duration", "split")
-TASK_ROLES = {"asr": "text", "tagging": "labels", "speaker": "speaker"}
-"""The column role each supervised task needs; distillation needs only audio."""
+BASE_ROLES = ("audio", "id", "duration", "split")
+"""Column roles of every corpus; the label roles come from the task table (`roles()`)."""
+
+
+def roles() -> tuple[str, ...]:
+    """Every column role a corpus may map: the base roles and each task's label role."""
+    return (*BASE_ROLES[:1], *label_roles(), *BASE_ROLES[1:])
 
 MANIFEST_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 FOLDER_MANIFESTS = ("metadata.csv", "metadata.jsonl")
@@ -73,17 +77,17 @@ class CorpusSpec:
     def __post_init__(self) -> None:
         self.columns = dict(self.columns)
         self.columns.setdefault("audio", "audio")
-        unknown_roles = sorted(set(self.columns) - set(ROLES))
+        unknown_roles = sorted(set(self.columns) - set(roles()))
         if unknown_roles:
-            raise ValueError(f"corpus {self.name!r}: unknown column roles {unknown_roles}; roles are {list(ROLES)}")
-        unknown_tasks = [task for task in self.tasks if task not in TASKS]
+            raise ValueError(f"corpus {self.name!r}: unknown column roles {unknown_roles}; roles are {list(roles())}")
+        unknown_tasks = [task for task in self.tasks if task not in corpus_task_names()]
         if unknown_tasks or not self.tasks:
             raise ValueError(
-                f"corpus {self.name!r}: task {self.task!r} is not one of {list(TASKS)} or a combination "
+                f"corpus {self.name!r}: task {self.task!r} is not one of {list(corpus_task_names())} or a combination "
                 "such as 'asr+speaker'"
             )
         for task in self.tasks:
-            role = TASK_ROLES.get(task)
+            role = get_task(task).label_role if task in task_names() else None
             if role is not None and role not in self.columns:
                 raise ValueError(
                     f"corpus {self.name!r} trains {task!r} but maps no {role!r} column; add "
@@ -101,9 +105,7 @@ class CorpusSpec:
     @property
     def tasks(self) -> tuple[str, ...]:
         """The task ids as a tuple; `task` may be "asr+speaker" or a list."""
-        if isinstance(self.task, str):
-            return tuple(part.strip() for part in self.task.split("+") if part.strip())
-        return tuple(self.task)
+        return parse_task_list(self.task)
 
 
 def load_corpus(spec: CorpusSpec, health: DataHealth | None = None) -> Dataset | IterableDataset:
@@ -199,7 +201,7 @@ def _role_features(spec: CorpusSpec, source_features: Features) -> Features:
 
 
 def _target_roles(spec: CorpusSpec) -> list[str]:
-    return [role for role in ("text", "labels", "speaker") if role in spec.columns]
+    return [role for role in label_roles() if role in spec.columns]
 
 
 def _in_split(value: Any, split: str) -> bool:
@@ -239,7 +241,7 @@ def _prepare_example(
         path = resolve_audio_path(written_path, root, allow_absolute_paths, where=f"corpus {corpus!r}, row {index}")
 
     prepared = {"audio": {"bytes": audio_bytes, "path": path}}
-    for role in ("text", "labels", "speaker"):
+    for role in label_roles():
         if role in columns:
             value = example[columns[role]]
             # pandas reads an empty csv cell of a numeric column as NaN: treat it as missing.

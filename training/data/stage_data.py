@@ -27,6 +27,7 @@ from training_mt2kd.data import (
 )
 
 from training_mt2kd.recipe.config import RunConfig, corpus_options
+from training_mt2kd.tasks import get_task, tasks as task_rows
 
 
 def process_state() -> PartialState:
@@ -65,8 +66,10 @@ def load_mixture(entries: Sequence[dict], config: RunConfig, health: DataHealth)
     return CorpusMixture(corpora)
 
 
-def task_column(mixture: CorpusMixture, task: str, column: str) -> list:
-    """All values of `column` in the corpora that train `task` (e.g. transcripts, speakers)."""
+def task_column(mixture: CorpusMixture, task: str) -> list:
+    """All label values (the task table's `label_role` column) of the corpora that train `task`,
+    e.g. every transcript or speaker name (to build a tokenizer or a speaker index)."""
+    column = get_task(task).label_role
     return [value for spec, dataset in zip(mixture.specs, mixture.datasets) if task in spec.tasks for value in dataset[column]]
 
 
@@ -103,9 +106,10 @@ def build_training_data(
     speaker_index: SpeakerIndex | None = None,
     mixture: CorpusMixture | None = None,
     health: DataHealth | None = None,
+    vocabularies: dict | None = None,
 ) -> TrainingData:
     """Training mixture (loaded unless given) and sampler (sharded by this process' rank),
-    collator and validation batches."""
+    collator (with the tasks' `vocabularies`, e.g. {"asr": tokenizer}) and validation batches."""
     state = process_state()
     health = health if health is not None else DataHealth()
     mixture = mixture if mixture is not None else load_mixture(config.data.train, config, health)
@@ -114,6 +118,7 @@ def build_training_data(
         label_set=LabelSet(list(label_names)),
         speaker_index=speaker_index,
         max_duration_s=config.data.max_duration_s,
+        vocabularies=vocabularies,
     )
     valid_batches = None
     if config.data.valid:
@@ -180,8 +185,8 @@ def placeholder_batch(batch: dict, sample_rate: int = 16000) -> dict:
     filled["task_masks"] = {task: torch.zeros(1, dtype=torch.bool) for task in batch["task_masks"]}
     filled["text"] = [""]
     filled["ids"] = ["<placeholder>"]
-    if "labels" in batch:
-        filled["labels"] = torch.zeros(1, batch["labels"].shape[1])
-    if "speaker_ids" in batch:
-        filled["speaker_ids"] = torch.full((1,), -100, dtype=torch.long)
+    for task in task_rows():
+        labels = batch.get(task.batch_key)
+        if labels is not None:
+            filled[task.batch_key] = torch.full((1, *labels.shape[1:]), task.blank_label, dtype=labels.dtype)
     return filled

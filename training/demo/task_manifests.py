@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training_mt2kd.data.corpus import TASK_ROLES
+from training_mt2kd.tasks import get_task, parse_task_list, task_names
 from training_mt2kd.demo.synthesis import DemoCorpus
 
 KINDS = ("speech", "events")
@@ -60,7 +60,7 @@ class TaskManifests:
 
 def _columns(tasks: str) -> dict[str, str]:
     """Role → manifest column for the roles `tasks` read (audio, id and duration always)."""
-    roles = {"audio", "id", "duration"} | {TASK_ROLES[task] for task in tasks.split("+") if task in TASK_ROLES}
+    roles = {"audio", "id", "duration"} | {get_task(task).label_role for task in parse_task_list(tasks) if task in task_names()}
     return {role: column for role, column in COLUMNS.items() if role in roles}
 
 

@@ -31,17 +31,17 @@ from training_mt2kd.recipe.handover import carry_over_stage1
 from training_mt2kd.recipe.loop import Trainer
 from training_mt2kd.recipe.model_setup import build_model_config
 from training_mt2kd.data.stage_data import StudentFeatures, build_training_data, load_mixture, placeholder_batch, process_state, task_column
-
-IGNORE_INDEX = -100
+from training_mt2kd.tasks import attach_task_heads, forward_with_tasks, head_flag_values, model_inputs, parse_task_list, task_names
 
 
 def corpus_tasks(config: RunConfig) -> set[str]:
+    """The tasks of the training corpora; each must be a row of the task table."""
     tasks = set()
     for entry in config.data.train:
-        tasks.update(part.strip() for part in str(entry.get("task", "")).split("+"))
-    unknown = tasks - {"asr", "tagging", "speaker"}
+        tasks.update(parse_task_list(str(entry.get("task", ""))))
+    unknown = tasks - set(task_names())
     if unknown:
-        raise ValueError(f"stage 2 trains asr, tagging and speaker corpora; got tasks {sorted(unknown)}")
+        raise ValueError(f"stage 2 trains the task table's tasks {list(task_names())}; got tasks {sorted(unknown)}")
     return tasks
 
 
@@ -56,16 +56,6 @@ def prepare_tokenizer(config: RunConfig, texts: list[str], vocab_size: int) -> M
         train_bpe_tokenizer(texts, folder, vocab_size=vocab_size)
     state.wait_for_everyone()
     return MT2KDTokenizer.from_pretrained(folder)
-
-
-def encode_transcripts(tokenizer: MT2KDTokenizer, texts: list[str]) -> torch.Tensor:
-    """(batch, max_tokens) token ids padded with -100 (at least one column)."""
-    encoded = [tokenizer.encode(text, add_special_tokens=False) if text else [] for text in texts]
-    width = max([1] + [len(ids) for ids in encoded])
-    labels = torch.full((len(texts), width), IGNORE_INDEX, dtype=torch.long)
-    for row, ids in enumerate(encoded):
-        labels[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-    return labels
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -86,18 +76,13 @@ def main(argv: list[str] | None = None) -> Path:
     health = DataHealth()
     mixture = load_mixture(config.data.train, config, health)
     speaker_index = None
-    facts = {
-        "use_ctc": "asr" in tasks and base.get("use_ctc", True),
-        "use_transducer": "asr" in tasks,
-        "use_audio_tagging": "tagging" in tasks,
-        "use_speaker": "speaker" in tasks,
-    }
+    facts: dict = head_flag_values(tasks, base)
     if "speaker" in tasks:
-        speaker_index = SpeakerIndex.from_names(task_column(mixture, "speaker", "speaker"))
+        speaker_index = SpeakerIndex.from_names(task_column(mixture, "speaker"))
         facts["num_speakers"] = len(speaker_index)
     tokenizer = None
     if "asr" in tasks:
-        texts = task_column(mixture, "asr", "text")
+        texts = task_column(mixture, "asr")
         tokenizer = prepare_tokenizer(config, texts, build_model_config(config.model).vocab_size)
         facts["vocab_size"] = len(tokenizer)
         facts["blank_id"] = tokenizer.blank_token_id
@@ -106,32 +91,23 @@ def main(argv: list[str] | None = None) -> Path:
     else:
         model_config = build_model_config(config.model, **facts)
     model = MT2KDForMultiTask(model_config)
+    attach_task_heads(model)
     if stage1 is not None:
         report = carry_over_stage1(model, stage1)
         if state.is_main_process:
             Path(config.training.output_dir).mkdir(parents=True, exist_ok=True)
             (Path(config.training.output_dir) / "handover.json").write_text(json.dumps(report.__dict__, indent=1))
 
-    data = build_training_data(config, label_names, speaker_index, mixture, health)
+    vocabularies = {"asr": tokenizer} if tokenizer is not None else {}
+    data = build_training_data(config, label_names, speaker_index, mixture, health, vocabularies)
     features = StudentFeatures(config, data.health)
 
     def make_inputs(batch: dict, batch_count: float) -> dict:
         batch = placeholder_batch(batch)
         device = state.device
         input_features, attention_mask = features(batch["waveforms"], batch["waveform_lengths"], training=model.training)
-        masks = batch["task_masks"]
         inputs = {"input_features": input_features.to(device), "attention_mask": attention_mask.to(device)}
-        if tokenizer is not None:
-            inputs["labels"] = encode_transcripts(tokenizer, batch["text"]).to(device)
-            inputs["asr_mask"] = masks["asr"].to(device)
-        if model_config.use_audio_tagging:
-            inputs["tagging_labels"] = batch["labels"].to(device)
-            inputs["tagging_mask"] = masks["tagging"].to(device)
-        if model_config.use_speaker:
-            speaker_ids = batch["speaker_ids"]
-            inputs["speaker_labels"] = speaker_ids.clamp(min=0).to(device)
-            inputs["speaker_mask"] = (masks["speaker"] & (speaker_ids >= 0)).to(device)
-        return inputs
+        return {**inputs, **model_inputs(batch, tasks, device)}
 
     def save_artifacts(folder: Path) -> None:
         if tokenizer is not None:
@@ -144,6 +120,7 @@ def main(argv: list[str] | None = None) -> Path:
     trainer = Trainer(
         config, model, make_inputs, data.mixture, data.sampler, data.collator,
         valid_batches=data.valid_batches, data_health=data.health, save_artifacts=save_artifacts,
+        forward=forward_with_tasks,
     )
     return trainer.train(resume_from=args.resume_from)
 

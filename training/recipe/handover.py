@@ -7,10 +7,14 @@ from dataclasses import dataclass, field
 import torch
 
 from modeling_mt2kd import MT2KDForDistillation, MT2KDForMultiTask
+from training_mt2kd.tasks import stage1_prefixes
 
-CARRIED_PREFIXES = ("mt2kd.", "tagging_head.", "speaker_head.")
-"""The encoder and the tagging and speaker heads carry over; the Whisper projection is dropped;
-CTC, transducer and the speaker classifier start fresh (the paper's recipe)."""
+
+def carried_prefixes() -> tuple[str, ...]:
+    """The encoder and the heads the task table marks as distilled in stage 1 (tagging, speaker) carry
+    over; the Whisper projection is dropped; CTC, transducer and the speaker classifier start fresh
+    (the paper's recipe)."""
+    return ("mt2kd.", *stage1_prefixes())
 
 
 @dataclass
@@ -24,9 +28,10 @@ class HandoverReport:
 def carry_over_stage1(model: MT2KDForMultiTask, stage1: MT2KDForDistillation) -> HandoverReport:
     """Copy the carried weights of `stage1` into `model` (in place); shapes must agree."""
     report = HandoverReport()
+    carried = carried_prefixes()
     targets = model.state_dict()
     for name, tensor in stage1.state_dict().items():
-        if not name.startswith(CARRIED_PREFIXES) or name not in targets:
+        if not name.startswith(carried) or name not in targets:
             report.dropped.append(name)
             continue
         if targets[name].shape != tensor.shape:

@@ -48,6 +48,10 @@ class TrainerState:
     data_health: dict = field(default_factory=dict)
 
 
+def _call_model(model: torch.nn.Module, **inputs: Any) -> Any:
+    return model(**inputs)
+
+
 class NonFiniteTrainingError(RuntimeError):
     pass
 
@@ -88,6 +92,8 @@ class Trainer:
         valid_batches: callable returning an iterable of validation batches, or None.
         data_health: object with `record_events` / `to_dict` (the corpus health counters).
         save_artifacts: `(folder) -> None` writes the processor files next to a saved model.
+        forward: `(model, **inputs) -> output` runs the (possibly wrapped) model on the inputs;
+            default `model(**inputs)` (stage 2 passes `training_mt2kd.tasks.forward_with_tasks`).
     """
 
     def __init__(
@@ -101,6 +107,7 @@ class Trainer:
         valid_batches: Callable[[], Iterable[dict]] | None = None,
         data_health: Any = None,
         save_artifacts: Callable[[Path], None] | None = None,
+        forward: Callable[..., Any] | None = None,
     ):
         self.config = config
         options = config.training
@@ -125,6 +132,7 @@ class Trainer:
         self.valid_batches = valid_batches
         self.data_health = data_health
         self.save_artifacts = save_artifacts
+        self.forward = forward if forward is not None else _call_model
         self.state = TrainerState()
         self.history: list[dict] = []
 
@@ -204,7 +212,7 @@ class Trainer:
         batch_count = self.state.step + self.config.training.batch_count_offset
         inputs = self.make_inputs(batch, batch_count)
         with self.accelerator.autocast():
-            return self.model(**inputs, batch_count=batch_count)
+            return self.forward(self.model, **inputs, batch_count=batch_count)
 
     def _all_ranks_finite(self, loss: torch.Tensor) -> bool:
         finite = bool(torch.isfinite(loss.detach()).all())
