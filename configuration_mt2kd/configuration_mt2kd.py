@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from importlib import resources
 from typing import Sequence
 
@@ -215,6 +216,8 @@ class MT2KDConfig(PreTrainedConfig):
         if "id2label" not in kwargs and "num_labels" not in kwargs:
             kwargs["id2label"] = dict(enumerate(audioset_labels()))
         kwargs.setdefault("pad_token_id", blank_id)
+        if kwargs.get("custom_pipelines"):
+            kwargs["custom_pipelines"] = remote_only_pipelines(kwargs["custom_pipelines"])
         super().__init__(**kwargs)
         self._validate()
 
@@ -274,3 +277,27 @@ class MT2KDConfig(PreTrainedConfig):
         if name not in PRESETS:
             raise ValueError(f"unknown MT2KD preset {name!r}; known presets: {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
+
+
+def remote_only_pipelines(custom_pipelines: dict[str, dict]) -> dict[str, dict]:
+    """The entries of config.json's `custom_pipelines` whose class is not the one registered for their task here.
+
+    A saved or released folder names its pipelines as remote code, so that `trust_remote_code=True` finds them
+    without the `mt2kd` package. Where `import processing_mt2kd` has registered the same classes under those tasks,
+    the registered ones serve them: transformers looks a task up in `custom_pipelines` first and would demand
+    `trust_remote_code=True` for a local folder otherwise.
+    """
+    pipelines_module = sys.modules.get("transformers.pipelines")  # not imported: nothing registered
+    if pipelines_module is None:
+        return custom_pipelines
+    registered = pipelines_module.PIPELINE_REGISTRY.supported_tasks
+    return {
+        task: entry
+        for task, entry in custom_pipelines.items()
+        if not (
+            task in registered
+            and isinstance(registered[task]["impl"], type)
+            and isinstance(entry, dict)
+            and str(entry.get("impl", "")).rsplit(".", 1)[-1] == registered[task]["impl"].__name__
+        )
+    }

@@ -13,7 +13,7 @@ from transformers import BatchFeature
 from ..audio_io import load_audio
 from ..feature_extraction_mt2kd import MT2KDFeatureExtractor
 
-__all__ = ["AudioInput", "audio_to_features", "read_audio_input"]
+__all__ = ["AudioInput", "audio_to_features", "read_audio_input", "read_stock_pipeline_input"]
 
 # One recording: a path, the encoded bytes of a file, `{"raw" | "array": samples, "sampling_rate": Hz}` (the
 # `datasets` layout), or samples (numpy / torch) already at the feature extractor's rate.
@@ -56,6 +56,30 @@ def read_audio_input(inputs: AudioInput, feature_extractor: MT2KDFeatureExtracto
         )
     # The feature extractor's own checks (dtype, layout, empty, NaN/inf, too short), down-mix and resampling.
     return feature_extractor._prepare_waveform(_as_numpy(waveform), sampling_rate, name)
+
+
+def read_stock_pipeline_input(inputs: Any, feature_extractor: MT2KDFeatureExtractor) -> Any:
+    """What the stock `automatic-speech-recognition` / `audio-classification` pipelines get for an MT2KD model.
+
+    A path, file bytes, array or `{"raw" | "array", "sampling_rate", ...}` dict becomes a checked `(samples,)` float32
+    waveform at `feature_extractor.sampling_rate` ([`read_audio_input`]: soundfile instead of an ffmpeg binary,
+    channels down-mixed in either layout, integer PCM scaled, any rate resampled in bounded memory). A dict stays a
+    dict with its other keys, its `"stride"` (in input samples) rescaled to the new rate. URLs and anything else
+    are returned unchanged, for the stock pipeline's own handling.
+    """
+    if isinstance(inputs, str) and inputs.startswith(("http://", "https://")):
+        return inputs
+    if isinstance(inputs, Mapping):
+        samples, sampling_rate = _samples_and_rate(inputs)
+        waveform = read_audio_input({"raw": samples, "sampling_rate": sampling_rate}, feature_extractor)
+        passed_on = {key: value for key, value in inputs.items() if key not in ("raw", "array", "path", "sampling_rate")}
+        if passed_on.get("stride") is not None:
+            ratio = feature_extractor.sampling_rate / sampling_rate
+            passed_on["stride"] = tuple(int(round(samples_ * ratio)) for samples_ in passed_on["stride"])
+        return {"raw": waveform, "sampling_rate": feature_extractor.sampling_rate, **passed_on}
+    if isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, torch.Tensor)):
+        return read_audio_input(inputs, feature_extractor)
+    return inputs
 
 
 def audio_to_features(waveform: np.ndarray, feature_extractor: MT2KDFeatureExtractor) -> BatchFeature:
