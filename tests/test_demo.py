@@ -97,6 +97,28 @@ def test_demo_model_folder_works_with_the_cli(demo, test_clip, tmp_path):
 
 
 @pytest.mark.slow
+def test_demo_model_folder_exports_to_onnx_and_sherpa_onnx_decodes_our_transcript(demo, test_clip, tmp_path):
+    sherpa_onnx = pytest.importorskip("sherpa_onnx", reason="the export extra is not installed")
+    from modeling_mt2kd import MT2KDForRNNT
+    from processing_mt2kd import MT2KDProcessor
+
+    assert cli.main(["export-onnx", "--model", str(demo.model_dir), "--output", str(tmp_path)]) == 0
+    recognizer = sherpa_onnx.OfflineRecognizer.from_transducer(
+        *(str(tmp_path / name) for name in ("encoder.onnx", "decoder.onnx", "joiner.onnx", "tokens.txt"))
+    )
+    stream = recognizer.create_stream()
+    stream.accept_waveform(test_clip["sampling_rate"], test_clip["raw"])
+    recognizer.decode_stream(stream)
+    processor = MT2KDProcessor.from_pretrained(demo.model_dir)
+    asr = pipeline(
+        "mt2kd-transducer-asr", model=MT2KDForRNNT.from_pretrained(demo.model_dir),
+        feature_extractor=processor.feature_extractor, tokenizer=processor.tokenizer,
+    )
+    ours = asr({"raw": test_clip["raw"], "sampling_rate": test_clip["sampling_rate"]})["text"]
+    assert stream.result.text.strip() == ours.strip()
+
+
+@pytest.mark.slow
 def test_a_second_run_reuses_every_step_without_training_or_evaluating(demo, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a finished step was built again")
