@@ -7,11 +7,13 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from .multitask import MT2KDMultiTaskPipeline
 from .speaker_verification import MT2KDSpeakerVerificationPipeline
+from .streaming_asr import MT2KDStreamingASRPipeline
 from .transducer_asr import MT2KDTransducerASRPipeline
 
 __all__ = ["MULTITASK_TASK", "SPEAKER_VERIFICATION_TASK", "TRANSDUCER_ASR_TASK", "register_pipelines"]
 
 TRANSDUCER_ASR_TASK = "mt2kd-transducer-asr"
+STREAMING_ASR_TASK = "mt2kd-streaming-asr"
 SPEAKER_VERIFICATION_TASK = "mt2kd-speaker-verification"
 MULTITASK_TASK = "mt2kd-multitask"
 
@@ -21,6 +23,7 @@ def register_pipelines() -> None:
     model classes registered by `modeling_mt2kd` (or a release's remote code) serve them."""
     tasks: tuple[tuple[str, type[Pipeline], type], ...] = (
         (TRANSDUCER_ASR_TASK, MT2KDTransducerASRPipeline, AutoModelForRNNT),
+        (STREAMING_ASR_TASK, MT2KDStreamingASRPipeline, AutoModelForRNNT),
         (SPEAKER_VERIFICATION_TASK, MT2KDSpeakerVerificationPipeline, AutoModelForAudioXVector),
         (MULTITASK_TASK, MT2KDMultiTaskPipeline, AutoModelForPreTraining),
     )
