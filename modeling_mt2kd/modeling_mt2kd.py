@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 from torch import nn
+from huggingface_hub import try_to_load_from_cache
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutput, SequenceClassifierOutput, XVectorOutput
 
+from configuration_mt2kd.presets import PRESETS
 from configuration_mt2kd import MT2KDConfig
 
 from .decoding import DecodedSequence, greedy_search, modified_beam_search
@@ -51,6 +54,27 @@ def masked_mean(per_sample: torch.Tensor, sample_mask: torch.Tensor | None) -> t
     return kept.sum() / sample_mask.sum().clamp(min=1)
 
 
+# Top-level modules of the task heads. A folder saved with heads loads into the bare encoder (`AutoModel`) or into
+# one head class: the other heads' weights are expected to be left out, and only other unexpected keys are reported.
+HEAD_MODULE_NAMES = ("ctc_head", "transducer", "tagging_head", "speaker_head", "speaker_classifier", "whisper_projection")
+
+
+def refuse_missing_preset(name: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> None:
+    """Fail fast, with what to do, when `from_pretrained` is given a preset name that is neither a local folder nor
+    a cached Hub repository (otherwise the Hub would be asked, with retries, for a repository that does not exist)."""
+    if not isinstance(name, str) or name not in PRESETS or os.path.isdir(name):
+        return
+    if isinstance(try_to_load_from_cache(name, "config.json", cache_dir=cache_dir), str):
+        return
+    raise OSError(
+        f"{name!r} is the name of an MT2KD preset, not a model folder: there is no folder {name!r} here and no cached "
+        f"Hub repository of that name. Convert the authors' checkpoint into a folder of that name (`python -m "
+        f"modeling_mt2kd.convert_icefall --checkpoint CHECKPOINT.pt --config {name} --output {name}`, see "
+        f"docs/release.md), build a randomly initialised model with `MT2KDConfig.from_preset({name!r})`, or pass the "
+        "Hub id (user/name) of a released model"
+    )
+
+
 class MT2KDPreTrainedModel(PreTrainedModel):
     config_class = MT2KDConfig
     config: MT2KDConfig
@@ -59,6 +83,13 @@ class MT2KDPreTrainedModel(PreTrainedModel):
     input_modalities = "audio"
     supports_gradient_checkpointing = False
     _no_split_modules = ["Zipformer2Layer"]
+    _keys_to_ignore_on_load_unexpected = [rf"^{name}\." for name in HEAD_MODULE_NAMES]
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, with a clear, immediate error for a preset name that is not a folder."""
+        refuse_missing_preset(pretrained_model_name_or_path, kwargs.get("cache_dir"))
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
