@@ -1,4 +1,5 @@
-"""training/evaluate.py: config checking, model loading, and WER / mAP / EER computed through its code path."""
+"""training/evaluate.py (training_mt2kd.evaluation: config, runner, cli): config checking, model loading, and
+WER / mAP / EER computed through its code path."""
 
 import csv
 import json
@@ -18,19 +19,21 @@ from modeling_mt2kd import MT2KDForCTC, MT2KDForMultiTask, MT2KDForRNNT, MT2KDFo
 from modeling_mt2kd.outputs import MultiTaskOutput
 from processing_mt2kd import MT2KDFeatureExtractor, load_audio, train_bpe_tokenizer
 from training_mt2kd.data import load_corpus
-from training_mt2kd.evaluation.evaluate import (
+from training_mt2kd.evaluation.cli import main
+from training_mt2kd.evaluation.config import (
     AsrSpec,
-    EvaluatedModel,
     EvaluationConfig,
     SpeakerSpec,
     TaggingSpec,
+    evaluation_config_from_dict,
+    load_evaluation_config,
+)
+from training_mt2kd.evaluation.runner import (
+    EvaluatedModel,
     UnusableExampleError,
     evaluate_asr,
     evaluate_speaker,
     evaluate_tagging,
-    evaluation_config_from_dict,
-    load_evaluation_config,
-    main,
     run_evaluations,
     transcribe_corpus,
 )

@@ -2,7 +2,7 @@
 
     python training/evaluate.py --model DIR --config training/configs/eval_paper.yaml --output results.json
 
-The implementation is `training_mt2kd.evaluation.evaluate`; `--help` lists every option.
+The implementation is `training_mt2kd.evaluation` (config, runner, cli); `--help` lists every option.
 """
 
 import sys
@@ -13,7 +13,7 @@ if __name__ == "__main__" and sys.path and Path(sys.path[0]).resolve() == Path(_
     # (`evaluate` here would shadow the `evaluate` library).
     del sys.path[0]
 
-from training_mt2kd.evaluation.evaluate import main  # noqa: E402
+from training_mt2kd.evaluation.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

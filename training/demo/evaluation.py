@@ -14,7 +14,8 @@ import torch
 from training_mt2kd.data import CorpusSpec, LabelSet, load_corpus
 from training_mt2kd.evaluation.metrics import cosine_scores, mean_average_precision, read_trial_list
 
-from training_mt2kd.evaluation.evaluate import EvaluatedModel, EvaluationConfig, embed_examples, evaluation_config_from_dict
+from training_mt2kd.evaluation.config import EvaluationConfig, evaluation_config_from_dict
+from training_mt2kd.evaluation.runner import EvaluatedModel, embed_examples
 from training_mt2kd.demo.task_manifests import TaskManifests
 
 DATASET = "mt2kd-demo"

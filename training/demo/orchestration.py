@@ -35,10 +35,11 @@ from modeling_mt2kd import MT2KDForMultiTask
 from training_mt2kd.release.remote_code import save_with_remote_code
 from training_mt2kd.demo.synthesis import DemoCorpus, load_demo_corpus, synthesize_demo_corpus
 
-from training_mt2kd.evaluation.evaluate import EvaluatedModel, evaluate
+from training_mt2kd.evaluation.runner import EvaluatedModel, evaluate
 from training_mt2kd.demo.evaluation import evaluation_config, headline_metrics, label_prior, trial_scores
 from training_mt2kd.demo.ledger import StepLedger
-from training_mt2kd.demo.plan import DemoPlan, load_plan, merge
+from training_mt2kd.demo.plan import DemoPlan, load_plan
+from training_mt2kd.yaml_config import merge
 from training_mt2kd.demo.comparison import MODEL_TITLES, TASKS, beats
 from training_mt2kd.demo.plots import Bar, plot_det_curves, plot_loss_curves, plot_task_bars, read_history
 from training_mt2kd.demo.report import write_report

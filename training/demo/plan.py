@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
+from training_mt2kd.yaml_config import apply_override, read_config
 
 SECTIONS = ("corpus", "steps", "run", "stage1", "evaluation", "teachers")
 TEACHER_CHOICES = {"asr": ("demo", "whisper-tiny.en"), "speaker": ("demo", "resemblyzer")}
@@ -58,54 +58,12 @@ def packaged_plan(name: str = "demo.yaml") -> Path:
     return Path(str(resources.files("training_mt2kd").joinpath("configs", name)))
 
 
-def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `update` merged in, key by key for nested mappings (both left unchanged)."""
-    merged = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _read_plan_values(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    path = path.resolve()
-    if path in seen:
-        raise ValueError(f"demo plans include each other in a loop: {' -> '.join(map(str, (*seen, path)))}")
-    if not path.is_file():
-        raise FileNotFoundError(f"demo plan {path} does not exist; pass a YAML file such as {packaged_plan()}")
-    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(values, dict):
-        raise ValueError(
-            f"demo plan {path}: expected a mapping of sections {list(SECTIONS)}; got {type(values).__name__}"
-        )
-    base = values.pop("base", None)
-    if base is None:
-        return values
-    return merge(_read_plan_values(path.parent / base, (*seen, path)), values)
-
-
-def apply_override(values: dict[str, Any], assignment: str) -> None:
-    """Set `section.key[.key...]=value` (value parsed as YAML) in plan values, in place."""
-    key, separator, raw_value = assignment.partition("=")
-    names = key.split(".")
-    if not separator or len(names) < 2 or not all(names):
-        raise ValueError(f"--set expects section.option=value (e.g. steps.stage2=100); got {assignment!r}")
-    target = values
-    for name in names[:-1]:
-        target = target.setdefault(name, {})
-        if not isinstance(target, dict):
-            raise ValueError(f"--set {assignment!r}: {name} is not a section, so it has no option {names[-1]!r}")
-    target[names[-1]] = yaml.safe_load(raw_value)
-
-
 def load_plan(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DemoPlan:
     """Read a plan (default: the packaged `demo.yaml`), apply `section.option=value` overrides
     (e.g. `steps.stage2=100`, `run.optim.lr=0.03`) and check it."""
-    values = _read_plan_values(Path(path) if path is not None else packaged_plan())
+    values = read_config(Path(path) if path is not None else packaged_plan(), "demo plan")
     for assignment in overrides:
-        apply_override(values, assignment)
+        apply_override(values, assignment, example="steps.stage2=100")
     return plan_from_dict(values, where=str(path or packaged_plan()))
 
 

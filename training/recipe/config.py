@@ -1,8 +1,9 @@
 """Run configuration of kd.py (stage 1) and finetune.py (stage 2): YAML files with documented options.
 
 A YAML file has the sections `model`, `data`, `augment`, `teachers` (stage 1), `optim` and
-`training`. Any option can be overridden on the command line with `--set section.option=value`
-(value parsed as YAML). `--help` lists every option with its meaning.
+`training`; `base: OTHER.yaml` starts from another file (training_mt2kd.yaml_config reads them).
+Any option can be overridden on the command line with `--set section.option=value` (value parsed as
+YAML). `--help` lists every option with its meaning.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from training_mt2kd.yaml_config import apply_override, read_config
 
 
 def option(default: Any, help: str, **kwargs) -> Any:  # noqa: A002 - mirrors argparse
@@ -152,15 +153,6 @@ def corpus_options(values: dict) -> CorpusOptions:
     return _section_from_dict(CorpusOptions, values, "a corpus entry")
 
 
-def apply_override(values: dict, assignment: str) -> None:
-    """Apply `section.option=value` (value parsed as YAML) to a config dict."""
-    if "=" not in assignment or "." not in assignment.split("=", 1)[0]:
-        raise ValueError(f"--set expects section.option=value, got {assignment!r}")
-    key, raw_value = assignment.split("=", 1)
-    section, name = key.split(".", 1)
-    values.setdefault(section, {})[name] = yaml.safe_load(raw_value)
-
-
 def options_help() -> str:
     """Every option of every section with its default and meaning (for --help)."""
     lines = ["configuration options (YAML sections; override with --set section.option=value):"]
@@ -192,9 +184,7 @@ def build_argument_parser(description: str) -> argparse.ArgumentParser:
 
 def load_run_config(args: argparse.Namespace) -> RunConfig:
     path = Path(args.config)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    values = yaml.safe_load(path.read_text()) or {}
+    values = read_config(path, "run configuration")
     for assignment in args.set:
         apply_override(values, assignment)
     for flag, (section, name) in {

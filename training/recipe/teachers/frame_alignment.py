@@ -19,22 +19,13 @@ from __future__ import annotations
 
 import torch
 
-from modeling_mt2kd.encoder.resampling import downsampled_lengths
-from modeling_mt2kd.encoder.subsampling import subsampled_lengths
+from modeling_mt2kd.lengths import samples_to_output_frames
 from modeling_mt2kd.masks import lengths_to_mask
 
 from training_mt2kd.recipe.teachers.base import TeacherTargets
 
-SAMPLES_PER_FBANK_HOP = 160
-FBANK_EDGE_SAMPLES = 80  # as MT2KDFeatureExtractor.num_frames: snip_edges=False centres frame t on t·160 + 80
-
-
-def student_num_frames(num_samples: torch.Tensor, output_downsampling_factor: int = 2) -> torch.Tensor:
-    """Student encoder output frames (25 Hz) for `num_samples` `(batch,)` int64 samples at 16 kHz;
-    0 where the utterance is too short for one frame."""
-    fbank_frames = (num_samples + FBANK_EDGE_SAMPLES) // SAMPLES_PER_FBANK_HOP
-    frames_50hz = subsampled_lengths(fbank_frames)
-    return downsampled_lengths(frames_50hz, output_downsampling_factor).clamp(min=0)
+student_num_frames = samples_to_output_frames
+"""Student encoder output frames (25 Hz) for `num_samples` `(batch,)` samples at 16 kHz (modeling_mt2kd.lengths)."""
 
 
 def check_frames_per_student_frame(frames_per_student_frame: int) -> None:
