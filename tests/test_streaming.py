@@ -1,6 +1,7 @@
 """Streaming recognition on real recordings: incremental fbank, the generator API, the `mt2kd-streaming-asr`
 pipeline, and clear errors for bad streaming input. Parity with the authors' code is in test_streaming_parity.py."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +199,17 @@ def test_config_refuses_chunk_settings_the_encoder_cannot_stream():
         MT2KDConfig.from_preset("mt2kd-tiny", causal=True, left_context_frames=30)
     with pytest.raises(ValueError, match="fewer than stack"):
         MT2KDConfig.from_preset("mt2kd-tiny", causal=True, chunk_size=4, left_context_frames=4)
+
+
+def test_cli_transcribe_streaming_prints_partials_and_reports_the_final_text(capsys, data_dir, model_folder, streaming_asr):
+    from training_mt2kd.cli.main import main
+
+    path = data_dir / RECORDINGS[0]
+    status = main(["transcribe", "--model", str(model_folder), str(path), "--streaming", "--stream_chunk_s", "0.2"])
+    captured = capsys.readouterr()
+    assert status == 0
+    report = json.loads(captured.out)
+    expected = streaming_asr(str(path), stream_chunk_s=0.2)["text"]
+    assert report["results"][0]["text"] == expected
+    partial_lines = [line for line in captured.err.splitlines() if line.startswith("[")]
+    assert partial_lines[-1] == f"[final] {expected}"

@@ -26,6 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="decode long recordings in chunks of this many seconds, bounding memory (default 30; 0 = whole file)",
     )
     parser.add_argument("--timestamps", choices=("word", "char"), help="also return word or character timestamps")
+    parser.add_argument(
+        "--streaming", action="store_true",
+        help="decode each file as a live stream with a causal model (mt2kd-streaming-asr) and print the partial "
+        "transcripts to stderr as they grow",
+    )
+    parser.add_argument(
+        "--stream_chunk_s", type=float, default=0.1, help="audio fed per streaming step in seconds (default 0.1)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +42,13 @@ def run(args: argparse.Namespace) -> int:
     from training_mt2kd.cli.commands.per_file import SAMPLING_RATE, run_per_file
     from training_mt2kd.cli.commands.report import write_report
 
+    if args.streaming:
+        from training_mt2kd.cli.commands.streaming_transcribe import streaming_transcriber
+
+        asr = load_pipeline("mt2kd-streaming-asr", args.model, args.device)
+        transcribe = streaming_transcriber(asr, SAMPLING_RATE, args.stream_chunk_s, args.timestamps)
+        results = run_per_file(find_audio_files(args.paths), transcribe, args.batch_size, "transcribing")
+        return write_report("transcribe", args.model, results, args.output)
     if args.decoder == "ctc":
         asr = load_pipeline("automatic-speech-recognition", args.model, args.device)
         options = {}
