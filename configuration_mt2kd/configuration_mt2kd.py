@@ -26,6 +26,12 @@ PER_STACK_FIELDS = (
 
 FBANK_HOP_SAMPLES = 160  # 10 ms at 16 kHz
 SUBSAMPLING_FACTOR = 2  # Conv2dSubsampling: (T - 7) // 2
+# Label id the CTC, transducer and single-label classification losses skip: the padding of label
+# batches. Defined here, the one module that the model, processor and training code all import.
+IGNORE_INDEX = -100
+# transformers' common attribute names; derived from the per-stack sizes, so never stored.
+DERIVED_ATTRIBUTES = {"hidden_size": "encoder_dim", "num_hidden_layers": "num_encoder_layers"}
+PROBLEM_TYPES = ("multi_label_classification", "single_label_classification")
 
 
 def audioset_labels() -> list[str]:
@@ -56,6 +62,10 @@ class MT2KDConfig(PreTrainedConfig):
     Encoder sizes are per stack (tuples of equal length; a single value is broadcast). The encoder
     takes 80-bin fbank at 100 Hz and returns `max(encoder_dim)` channels at 25 Hz, so one output
     frame covers `inputs_to_logits_ratio` = 640 input samples at 16 kHz.
+
+    transformers' common attributes are read-only and derived: `hidden_size` = `max(encoder_dim)`
+    (the encoder's output width, also `output_dim`) and `num_hidden_layers` = `sum(num_encoder_layers)`
+    (Zipformer layers over all stacks). They are not saved; a config.json that carries them must agree.
 
     Args:
         num_mel_bins: fbank bins of the input features.
@@ -99,6 +109,10 @@ class MT2KDConfig(PreTrainedConfig):
         training_chunk_sizes, training_left_context_frames: the lists a causal model samples one value
             from per training batch (the authors' `--chunk-size 16,32,64,-1`,
             `--left-context-frames 64,128,256,-1`).
+        problem_type: the loss of `MT2KDForAudioClassification` (and the multi-task tagging head):
+            "multi_label_classification" (default; per-class sigmoid BCE on multi-hot or soft
+            targets (batch, num_labels)) or "single_label_classification" (softmax cross-entropy on
+            class indices (batch,)).
     """
 
     model_type = "mt2kd"
@@ -212,7 +226,9 @@ class MT2KDConfig(PreTrainedConfig):
         self.left_context_frames = int(left_context_frames)
         self.training_chunk_sizes = tuple(int(v) for v in training_chunk_sizes)
         self.training_left_context_frames = tuple(int(v) for v in training_left_context_frames)
-        kwargs.setdefault("problem_type", "multi_label_classification")
+        derived_values = {name: kwargs.pop(name) for name in DERIVED_ATTRIBUTES if name in kwargs}
+        if kwargs.get("problem_type") is None:
+            kwargs["problem_type"] = "multi_label_classification"
         if "id2label" not in kwargs and "num_labels" not in kwargs:
             kwargs["id2label"] = dict(enumerate(audioset_labels()))
         kwargs.setdefault("pad_token_id", blank_id)
@@ -220,6 +236,7 @@ class MT2KDConfig(PreTrainedConfig):
             kwargs["custom_pipelines"] = remote_only_pipelines(kwargs["custom_pipelines"])
         super().__init__(**kwargs)
         self._validate()
+        self._check_derived_values(derived_values)
 
     @property
     def output_dim(self) -> int:
@@ -234,6 +251,36 @@ class MT2KDConfig(PreTrainedConfig):
     @property
     def num_stacks(self) -> int:
         return len(self.num_encoder_layers)
+
+    @property
+    def hidden_size(self) -> int:
+        """transformers' name for the encoder output width, `max(encoder_dim)` (read-only)."""
+        return self.output_dim
+
+    @hidden_size.setter
+    def hidden_size(self, value: int) -> None:
+        raise AttributeError(f"hidden_size is max(encoder_dim) and read-only; set encoder_dim instead (got {value})")
+
+    @property
+    def num_hidden_layers(self) -> int:
+        """transformers' name for the total number of Zipformer layers, `sum(num_encoder_layers)` (read-only)."""
+        return sum(self.num_encoder_layers)
+
+    @num_hidden_layers.setter
+    def num_hidden_layers(self, value: int) -> None:
+        raise AttributeError(
+            f"num_hidden_layers is sum(num_encoder_layers) and read-only; set num_encoder_layers instead (got {value})"
+        )
+
+    def _check_derived_values(self, given: dict[str, int]) -> None:
+        """A config.json written with `hidden_size`/`num_hidden_layers` must agree with the per-stack sizes."""
+        for name, value in given.items():
+            if value != getattr(self, name):
+                source = DERIVED_ATTRIBUTES[name]
+                raise ValueError(
+                    f"{name}={value} disagrees with {source}={getattr(self, source)} ({name}={getattr(self, name)}); "
+                    f"{name} is derived from {source}: change {source}, or drop {name} from the config"
+                )
 
     def _validate(self) -> None:
         problems = []
@@ -264,6 +311,12 @@ class MT2KDConfig(PreTrainedConfig):
             problems.append(f"prune_range={self.prune_range} must be >= 1")
         if self.teacher_frames_per_frame < 1:
             problems.append("teacher_frames_per_frame must be >= 1")
+        if self.problem_type not in PROBLEM_TYPES:
+            problems.append(
+                f"problem_type={self.problem_type!r} is not supported by the audio-classification heads; use "
+                f"'multi_label_classification' (sigmoid BCE, e.g. AudioSet tags) or 'single_label_classification' "
+                f"(softmax cross-entropy on class indices)"
+            )
         if self.causal:
             problems += chunking_problems(self)
         if problems:

@@ -7,18 +7,23 @@ import os
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from huggingface_hub import try_to_load_from_cache
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutput, SequenceClassifierOutput, XVectorOutput
+from transformers.utils.generic import can_return_tuple
+from transformers.utils.output_capturing import capture_outputs
 
 from configuration_mt2kd.presets import PRESETS
-from configuration_mt2kd import MT2KDConfig
+from configuration_mt2kd import IGNORE_INDEX, MT2KDConfig
 
+from .checkpointing import replaying_python_random
 from .decoding import DecodedSequence, greedy_search, modified_beam_search
 from .encoder import Zipformer2Encoder
 from .encoder.streaming import StreamingEncoderOutput, new_streaming_state, run_streaming_chunk
 from .encoder.streaming_state import EncoderStreamingState
+from .encoder.attention import RelPositionAttentionWeights
 from .encoder.bias_norm import BiasNorm
 from .encoder.bypass import BypassModule
 from .encoder.layer import Zipformer2Layer
@@ -30,6 +35,7 @@ from .heads import (
     TaggingHead,
     TransducerHead,
     WhisperProjection,
+    clip_classification_loss,
     cosine_distance_loss,
     ctc_loss,
     frame_l1_loss,
@@ -81,8 +87,17 @@ class MT2KDPreTrainedModel(PreTrainedModel):
     base_model_prefix = "mt2kd"
     main_input_name = "input_features"
     input_modalities = "audio"
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
     _no_split_modules = ["Zipformer2Layer"]
+    # `output_attentions=True` records each layer's attention weights (one module per Zipformer layer).
+    _can_record_outputs = {"attentions": RelPositionAttentionWeights}
+
+    def _set_gradient_checkpointing(self, enable: bool = True, gradient_checkpointing_func=checkpoint, **kwargs):
+        """transformers' checkpointing switch, with a checkpoint function that also replays the
+        Zipformer layers' Python random numbers in the recomputation (see `checkpointing`)."""
+        super()._set_gradient_checkpointing(
+            enable=enable, gradient_checkpointing_func=replaying_python_random(gradient_checkpointing_func), **kwargs
+        )
     _keys_to_ignore_on_load_unexpected = [rf"^{name}\." for name in HEAD_MODULE_NAMES]
 
     @classmethod
@@ -137,13 +152,15 @@ class MT2KDModel(MT2KDPreTrainedModel):
         self.encoder = Zipformer2Encoder(config)
         self.post_init()
 
+    @capture_outputs
     def forward(
         self,
         input_features: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         batch_count: float | None = None,
-        **kwargs,
+        *,
+        output_attentions: bool | None = None,
     ) -> MT2KDEncoderOutput:
         """
         Args:
@@ -152,6 +169,9 @@ class MT2KDModel(MT2KDPreTrainedModel):
             output_hidden_states: also return the 50 Hz front-end and stack outputs.
             batch_count: training batch index driving the scheduled regularisers (training only;
                 None = their default values).
+            output_attentions: also return each layer's attention weights (see `MT2KDEncoderOutput`;
+                recorded by `capture_outputs`, default `config.output_attentions`).
+            return_dict: False returns `to_tuple()` of the output (default `config.return_dict`).
         """
         if input_features.ndim != 3 or input_features.shape[-1] != self.config.num_mel_bins:
             raise ValueError(
@@ -209,14 +229,28 @@ class MT2KDModel(MT2KDPreTrainedModel):
 
 
 class _MT2KDHeadModel(MT2KDPreTrainedModel):
-    """Common encoder call for the head classes."""
+    """Common encoder call for the head classes.
 
-    def _encode(self, input_features, attention_mask, output_hidden_states, batch_count) -> MT2KDEncoderOutput:
+    Every head's `forward` takes `output_hidden_states`, `output_attentions` (see
+    `MT2KDEncoderOutput`) and `return_dict` (False: a tuple of the output's fields that are set;
+    default `config.return_dict`), and refuses unknown keyword arguments.
+    """
+
+    def _encode(
+        self,
+        input_features: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        output_hidden_states: bool | None,
+        output_attentions: bool | None,
+        batch_count: float | None,
+    ) -> MT2KDEncoderOutput:
         return self.mt2kd(
             input_features,
             attention_mask=attention_mask,
             output_hidden_states=output_hidden_states,
             batch_count=batch_count,
+            output_attentions=output_attentions,
+            return_dict=True,
         )
 
 
@@ -230,6 +264,7 @@ class MT2KDForCTC(_MT2KDHeadModel):
         self.ctc_head = CTCHead(config.output_dim, config.vocab_size, config.blank_id)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_features: torch.Tensor,
@@ -237,9 +272,9 @@ class MT2KDForCTC(_MT2KDHeadModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         batch_count: float | None = None,
-        **kwargs,
+        output_attentions: bool | None = None,
     ) -> CausalLMOutput:
-        encoded = self._encode(input_features, attention_mask, output_hidden_states, batch_count)
+        encoded = self._encode(input_features, attention_mask, output_hidden_states, output_attentions, batch_count)
         logits = self.ctc_head(encoded.last_hidden_state, encoded.attention_mask)
         loss = None
         if labels is not None:
@@ -248,7 +283,9 @@ class MT2KDForCTC(_MT2KDHeadModel):
                 self.config.ctc_zero_infinity,
             )
             loss = per_utterance.mean()
-        return CausalLMOutput(loss=loss, logits=logits, hidden_states=encoded.hidden_states)
+        return CausalLMOutput(
+            loss=loss, logits=logits, hidden_states=encoded.hidden_states, attentions=encoded.attentions
+        )
 
 
 class MT2KDForRNNT(_MT2KDHeadModel):
@@ -261,6 +298,7 @@ class MT2KDForRNNT(_MT2KDHeadModel):
         self.transducer = TransducerHead.from_config(config)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_features: torch.Tensor,
@@ -268,9 +306,9 @@ class MT2KDForRNNT(_MT2KDHeadModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         batch_count: float | None = None,
-        **kwargs,
+        output_attentions: bool | None = None,
     ) -> TransducerOutput:
-        encoded = self._encode(input_features, attention_mask, output_hidden_states, batch_count)
+        encoded = self._encode(input_features, attention_mask, output_hidden_states, output_attentions, batch_count)
         loss = None
         if labels is not None:
             lengths = mask_to_lengths(encoded.attention_mask)
@@ -280,6 +318,7 @@ class MT2KDForRNNT(_MT2KDHeadModel):
             encoder_out=encoded.last_hidden_state,
             attention_mask=encoded.attention_mask,
             hidden_states=encoded.hidden_states,
+            attentions=encoded.attentions,
         )
 
     @torch.no_grad()
@@ -292,7 +331,7 @@ class MT2KDForRNNT(_MT2KDHeadModel):
         max_symbols_per_frame: int = 1,
     ) -> list[DecodedSequence]:
         """Decode a batch; returns per utterance the token ids and the 25 Hz frame of each token."""
-        encoded = self._encode(input_features, attention_mask, False, None)
+        encoded = self._encode(input_features, attention_mask, False, False, None)
         return decode_transducer(
             self.transducer, encoded.last_hidden_state, mask_to_lengths(encoded.attention_mask),
             decoding_method, beam, max_symbols_per_frame,
@@ -346,6 +385,7 @@ class MT2KDForAudioClassification(_MT2KDHeadModel):
         self.tagging_head = TaggingHead(config.output_dim, config.num_labels)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_features: torch.Tensor,
@@ -353,12 +393,16 @@ class MT2KDForAudioClassification(_MT2KDHeadModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         batch_count: float | None = None,
-        **kwargs,
+        output_attentions: bool | None = None,
     ) -> SequenceClassifierOutput:
-        encoded = self._encode(input_features, attention_mask, output_hidden_states, batch_count)
+        encoded = self._encode(input_features, attention_mask, output_hidden_states, output_attentions, batch_count)
         logits = self.tagging_head(encoded.last_hidden_state, encoded.attention_mask.bool())
-        loss = tagging_loss(logits, labels).mean() if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=encoded.hidden_states)
+        loss = None
+        if labels is not None:
+            loss = clip_classification_loss(logits, labels, self.config.problem_type).mean()
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=encoded.hidden_states, attentions=encoded.attentions
+        )
 
 
 class MT2KDForXVector(_MT2KDHeadModel):
@@ -372,6 +416,7 @@ class MT2KDForXVector(_MT2KDHeadModel):
         self.speaker_classifier = nn.Linear(config.speaker_embedding_dim, config.num_speakers)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_features: torch.Tensor,
@@ -379,21 +424,22 @@ class MT2KDForXVector(_MT2KDHeadModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         batch_count: float | None = None,
-        **kwargs,
+        output_attentions: bool | None = None,
     ) -> XVectorOutput:
-        encoded = self._encode(input_features, attention_mask, output_hidden_states, batch_count)
+        encoded = self._encode(input_features, attention_mask, output_hidden_states, output_attentions, batch_count)
         embeddings = self.speaker_head(encoded.last_hidden_state, encoded.attention_mask.bool())
+        loss = None
         if labels is None:
-            return XVectorOutput(
-                logits=self.speaker_classifier(embeddings), embeddings=embeddings,
-                hidden_states=encoded.hidden_states,
+            logits = self.speaker_classifier(embeddings)
+        else:
+            per_utterance, logits = speaker_loss(
+                embeddings, self.speaker_classifier, labels, self.config.speaker_loss, self.config.aam_margin,
+                self.config.aam_scale,
             )
-        per_utterance, logits = speaker_loss(
-            embeddings, self.speaker_classifier, labels, self.config.speaker_loss, self.config.aam_margin,
-            self.config.aam_scale,
-        )
+            loss = per_utterance.mean()
         return XVectorOutput(
-            loss=per_utterance.mean(), logits=logits, embeddings=embeddings, hidden_states=encoded.hidden_states
+            loss=loss, logits=logits, embeddings=embeddings, hidden_states=encoded.hidden_states,
+            attentions=encoded.attentions,
         )
 
 
@@ -419,6 +465,7 @@ class MT2KDForMultiTask(_MT2KDHeadModel):
             self.speaker_head = self.speaker_classifier = None
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_features: torch.Tensor,
@@ -431,7 +478,7 @@ class MT2KDForMultiTask(_MT2KDHeadModel):
         speaker_mask: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         batch_count: float | None = None,
-        **kwargs,
+        output_attentions: bool | None = None,
     ) -> MultiTaskOutput:
         """
         Args:
@@ -441,30 +488,34 @@ class MT2KDForMultiTask(_MT2KDHeadModel):
             asr_mask, tagging_mask, speaker_mask: (batch,) bool, which samples carry each task.
         """
         config = self.config
-        encoded = self._encode(input_features, attention_mask, output_hidden_states, batch_count)
+        encoded = self._encode(input_features, attention_mask, output_hidden_states, output_attentions, batch_count)
         hidden, frame_mask = encoded.last_hidden_state, encoded.attention_mask.bool()
         lengths = mask_to_lengths(encoded.attention_mask)
         output = MultiTaskOutput(
-            last_hidden_state=hidden, attention_mask=encoded.attention_mask, hidden_states=encoded.hidden_states
+            last_hidden_state=hidden, attention_mask=encoded.attention_mask, hidden_states=encoded.hidden_states,
+            attentions=encoded.attentions,
         )
         weighted_losses = []
 
         if self.ctc_head is not None:
             output.ctc_logits = self.ctc_head(hidden, frame_mask)
             if labels is not None:
-                asr_labels = _blank_out_unused(labels, asr_mask, fill=-100)
+                asr_labels = _blank_out_unused(labels, asr_mask, fill=IGNORE_INDEX)
                 per_sample = ctc_loss(output.ctc_logits, lengths, asr_labels, config.blank_id, config.ctc_zero_infinity)
                 output.ctc_loss = masked_mean(per_sample, asr_mask)
                 weighted_losses.append(config.ctc_loss_weight * output.ctc_loss)
         if self.transducer is not None and labels is not None:
-            asr_labels = _blank_out_unused(labels, asr_mask, fill=-100)
+            asr_labels = _blank_out_unused(labels, asr_mask, fill=IGNORE_INDEX)
             per_sample = transducer_loss(self.transducer, config, hidden, lengths, asr_labels, batch_count)
             output.transducer_loss = masked_mean(per_sample, asr_mask)
             weighted_losses.append(config.transducer_loss_weight * output.transducer_loss)
         if self.tagging_head is not None:
             output.tagging_logits = self.tagging_head(hidden, frame_mask)
             if tagging_labels is not None:
-                output.tagging_loss = masked_mean(tagging_loss(output.tagging_logits, tagging_labels), tagging_mask)
+                if config.problem_type == "single_label_classification":
+                    tagging_labels = _blank_out_unused(tagging_labels, tagging_mask, fill=IGNORE_INDEX)
+                per_sample = clip_classification_loss(output.tagging_logits, tagging_labels, config.problem_type)
+                output.tagging_loss = masked_mean(per_sample, tagging_mask)
                 weighted_losses.append(config.tagging_loss_weight * output.tagging_loss)
         if self.speaker_head is not None:
             output.speaker_embeddings = self.speaker_head(hidden, frame_mask)
@@ -527,6 +578,7 @@ class MT2KDForDistillation(_MT2KDHeadModel):
         self.speaker_head = SpeakerEmbeddingHead.from_config(config)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_features: torch.Tensor,
@@ -539,10 +591,10 @@ class MT2KDForDistillation(_MT2KDHeadModel):
         speaker_mask: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         batch_count: float | None = None,
-        **kwargs,
+        output_attentions: bool | None = None,
     ) -> DistillationOutput:
         config = self.config
-        encoded = self._encode(input_features, attention_mask, output_hidden_states, batch_count)
+        encoded = self._encode(input_features, attention_mask, output_hidden_states, output_attentions, batch_count)
         hidden, frame_mask = encoded.last_hidden_state, encoded.attention_mask.bool()
         output = DistillationOutput(
             whisper_prediction=self.whisper_projection(hidden),
@@ -551,6 +603,7 @@ class MT2KDForDistillation(_MT2KDHeadModel):
             last_hidden_state=hidden,
             attention_mask=encoded.attention_mask,
             hidden_states=encoded.hidden_states,
+            attentions=encoded.attentions,
         )
         weighted_losses = []
         if whisper_targets is not None:

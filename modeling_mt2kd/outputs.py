@@ -16,11 +16,15 @@ class MT2KDEncoderOutput(ModelOutput):
         attention_mask: (batch, frames) 1 on valid output frames.
         hidden_states: with `output_hidden_states`, the front-end output then each stack's output,
             (batch, frames_50hz, stack_dim) at 50 Hz.
+        attentions: with `output_attentions`, each Zipformer layer's attention weights, in layer order
+            over the stacks: (batch, heads_i, frames_i, frames_i) at that stack's frame rate,
+            50 Hz / downsampling_factor[i] (frames_i = ceil(frames_50hz / downsampling_factor[i])).
     """
 
     last_hidden_state: torch.Tensor | None = None
     attention_mask: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -30,12 +34,14 @@ class TransducerOutput(ModelOutput):
         loss: mean over utterances of the transducer negative log-likelihood.
         encoder_out: (batch, frames, hidden) at 25 Hz, the joiner's encoder input.
         attention_mask: (batch, frames) 1 on valid encoder frames.
+        hidden_states, attentions: as in `MT2KDEncoderOutput`.
     """
 
     loss: torch.Tensor | None = None
     encoder_out: torch.Tensor | None = None
     attention_mask: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -52,6 +58,7 @@ class MultiTaskOutput(ModelOutput):
         speaker_logits: (batch, num_speakers) training-only classifier output.
         last_hidden_state: (batch, frames, hidden) encoder output at 25 Hz.
         attention_mask: (batch, frames) 1 on valid encoder frames.
+        hidden_states, attentions: as in `MT2KDEncoderOutput`.
     """
 
     loss: torch.Tensor | None = None
@@ -66,6 +73,7 @@ class MultiTaskOutput(ModelOutput):
     last_hidden_state: torch.Tensor | None = None
     attention_mask: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -81,6 +89,7 @@ class DistillationOutput(ModelOutput):
         whisper_prediction: (batch, frames, frames_per_frame · whisper_dim) at 25 Hz.
         tagging_logits: (batch, num_labels).
         speaker_embeddings: (batch, speaker_embedding_dim).
+        last_hidden_state, attention_mask, hidden_states, attentions: as in `MT2KDEncoderOutput`.
     """
 
     loss: torch.Tensor | None = None
@@ -93,3 +102,4 @@ class DistillationOutput(ModelOutput):
     last_hidden_state: torch.Tensor | None = None
     attention_mask: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None

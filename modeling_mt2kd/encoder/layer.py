@@ -6,6 +6,7 @@ import random
 
 import torch
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .activation_constraints import Balancer, Whiten, whitening_schedule
 from .attention import NonlinAttention, RelPositionAttentionWeights, SelfAttention
@@ -17,12 +18,13 @@ from .feed_forward import FeedForwardModule
 from .schedules import Schedule, schedule
 
 
-class Zipformer2Layer(nn.Module):
+class Zipformer2Layer(GradientCheckpointingLayer):
     """ff1 → non-linear attention → self-attention → conv → ff2 → mid bypass → self-attention →
     conv → ff3 → BiasNorm → bypass. Shapes (batch, frames, embed_dim) in and out.
 
     In training, whole modules are skipped per utterance at the scheduled rates; in eval every
-    module runs and every rate is 0.
+    module runs and every rate is 0. With gradient checkpointing the layer's activations are
+    recomputed in the backward pass, replaying its random numbers (see `..checkpointing`).
     """
 
     def __init__(

@@ -5,13 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..masks import lengths_to_mask
-
-IGNORE_INDEX = -100
-
-
-def label_lengths(labels: torch.Tensor) -> torch.Tensor:
-    """Tokens per row of (batch, max_tokens) labels padded with -100."""
-    return (labels != IGNORE_INDEX).sum(dim=-1)
+from .labels import check_label_ids, label_lengths
 
 
 class CTCHead(nn.Module):
@@ -45,8 +39,10 @@ def ctc_loss(
 ) -> torch.Tensor:
     """Per-utterance CTC negative log-likelihood (batch,), computed in float32.
 
-    logits (batch, frames, vocab); labels (batch, max_tokens) padded with -100.
+    logits (batch, frames, vocab); labels (batch, max_tokens) padded with -100. Ids outside the
+    vocabulary raise a ValueError.
     """
+    check_label_ids(labels, logits.shape[-1])
     log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)
     target_lengths = label_lengths(labels)
     targets = labels.masked_fill(~lengths_to_mask(target_lengths, labels.shape[1]), blank_id)

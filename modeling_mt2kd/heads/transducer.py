@@ -10,7 +10,7 @@ from ..encoder.activation_constraints import Balancer
 from ..initialization import with_initial_scale
 from ..losses import pruned_transducer_loss
 from ..masks import lengths_to_mask
-from .ctc import label_lengths
+from .labels import check_label_ids, label_lengths
 
 
 class TransducerPredictor(nn.Module):
@@ -125,8 +125,10 @@ class TransducerHead(nn.Module):
 
         "pruned": simple_scale · simple + pruned_scale · pruned loss, where during warm-up
         (`warmup_fraction` < 1) the simple weight falls from 1 to `simple_loss_scale` and the pruned
-        weight rises from 0.1 to 1. "full": the RNN-T loss over the whole lattice.
+        weight rises from 0.1 to 1. "full": the RNN-T loss over the whole lattice. Ids outside the
+        vocabulary raise a ValueError.
         """
+        check_label_ids(labels, self.joiner.output_linear.out_features)
         blank = self.predictor.blank_id
         decoder_out = self.predictor(self.predictor_inputs(labels))
         target_lengths = label_lengths(labels)
