@@ -89,8 +89,15 @@ class MT2KDPreTrainedModel(PreTrainedModel):
     input_modalities = "audio"
     supports_gradient_checkpointing = True
     _no_split_modules = ["Zipformer2Layer"]
+    _keys_to_ignore_on_load_unexpected = [rf"^{name}\." for name in HEAD_MODULE_NAMES]
     # `output_attentions=True` records each layer's attention weights (one module per Zipformer layer).
     _can_record_outputs = {"attentions": RelPositionAttentionWeights}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, with a clear, immediate error for a preset name that is not a folder."""
+        refuse_missing_preset(pretrained_model_name_or_path, kwargs.get("cache_dir"))
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
     def _set_gradient_checkpointing(self, enable: bool = True, gradient_checkpointing_func=checkpoint, **kwargs):
         """transformers' checkpointing switch, with a checkpoint function that also replays the
@@ -98,13 +105,6 @@ class MT2KDPreTrainedModel(PreTrainedModel):
         super()._set_gradient_checkpointing(
             enable=enable, gradient_checkpointing_func=replaying_python_random(gradient_checkpointing_func), **kwargs
         )
-    _keys_to_ignore_on_load_unexpected = [rf"^{name}\." for name in HEAD_MODULE_NAMES]
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, with a clear, immediate error for a preset name that is not a folder."""
-        refuse_missing_preset(pretrained_model_name_or_path, kwargs.get("cache_dir"))
-        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
