@@ -16,6 +16,7 @@ from training_mt2kd.tasks import (
     Task,
     TaskHead,
     attach_task_heads,
+    class_index_from_names,
     encode_class_names,
     forward_with_tasks,
     get_task,
@@ -50,6 +51,7 @@ GENDER = Task(
     mask_argument="gender_mask", head_flags=("use_gender",), head_attributes=("gender_head",),
     loss_weights=("gender_loss_weight",), metrics=("accuracy",), encode=encode_class_names,
     prediction_field="gender_logits", head=lambda config: GenderHead(config.output_dim),
+    vocabulary_from_labels=class_index_from_names,
 )
 
 
@@ -123,9 +125,8 @@ def test_a_toy_task_added_as_one_row_and_a_head_trains_one_step(gender_task, gen
     spec = CorpusSpec(name="g", source=str(gender_manifest), task="gender", columns={"audio": "path", "gender": "gender"},
                       allow_absolute_paths=True)
     mixture = CorpusMixture([(spec, load_corpus(spec))])
-    collator = AudioCollator(
-        feature_extractor=MT2KDFeatureExtractor(), vocabularies={"gender": SpeakerIndex(["female", "male"])}
-    )
+    vocabulary = gender_task.vocabulary_from_labels(mixture.datasets[0]["gender"])
+    collator = AudioCollator(feature_extractor=MT2KDFeatureExtractor(), vocabularies={"gender": vocabulary})
     batch = collator(mixture.__getitems__([(0, 0), (0, 1), (0, 2)]))
     assert batch["gender_ids"].tolist() == [0, 1, 0]
 

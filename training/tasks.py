@@ -10,6 +10,9 @@ A row says, for one task, everything the code around the model needs to know:
                          `head_attributes` model attributes that hold them
     loss weights         `loss_weights`    config fields that weight its losses
     metrics, decodings   what evaluation reports (the first metric is the headline)
+    vocabulary           `vocabulary_from_labels` builds it from the training label values (and
+                         `class_count_field` receives its size), e.g. the speaker index; ASR's
+                         tokenizer and tagging's label set come from the run and model config instead
 
 Adding a task is one `Task` row (`register_task`) plus its head: a `TaskHead` subclass that the row
 builds from the config when MT2KDForMultiTask has no attribute for it (`attach_task_heads`), whose
@@ -80,6 +83,8 @@ class Task:
     optional_head_flags: tuple[str, ...] = ()
     stage1_modules: tuple[str, ...] = ()
     head: Callable[[Any], TaskHead] | None = None
+    vocabulary_from_labels: Callable[[Sequence[Any]], Any] | None = None
+    class_count_field: str | None = None
 
     @property
     def metric(self) -> str:
@@ -158,6 +163,13 @@ def encode_class_names(
     return EncodedLabels(class_ids, known, events)
 
 
+def class_index_from_names(names: Sequence[Any]) -> Any:
+    """A `SpeakerIndex` (sorted distinct names → 0..N-1) of a task's training label values."""
+    from training_mt2kd.data.labels import SpeakerIndex  # noqa: PLC0415 - the data package imports this module
+
+    return SpeakerIndex.from_names(names)
+
+
 # ---------------------------------------------------------------------------------------------
 # The table
 
@@ -222,6 +234,7 @@ register_task(Task(
     mask_argument="speaker_mask", head_flags=("use_speaker",), head_attributes=("speaker_head",),
     loss_weights=("speaker_loss_weight",), metrics=("eer", "min_dcf"), encode=encode_class_names,
     prediction_field="speaker_embeddings", stage1_modules=("speaker_head",),
+    vocabulary_from_labels=class_index_from_names, class_count_field="num_speakers",
 ))
 
 

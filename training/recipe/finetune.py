@@ -24,14 +24,16 @@ from accelerate.utils import set_seed
 
 from modeling_mt2kd import MT2KDForDistillation, MT2KDForMultiTask
 from processing_mt2kd import MT2KDProcessor, MT2KDTokenizer, train_bpe_tokenizer
-from training_mt2kd.data import DataHealth, SpeakerIndex
+from training_mt2kd.data import DataHealth
 
 from training_mt2kd.recipe.config import RunConfig, build_argument_parser, load_run_config
 from training_mt2kd.recipe.handover import carry_over_stage1
 from training_mt2kd.recipe.loop import Trainer
 from training_mt2kd.recipe.model_setup import build_model_config
 from training_mt2kd.data.stage_data import StudentFeatures, build_training_data, load_mixture, placeholder_batch, process_state, task_column
-from training_mt2kd.tasks import attach_task_heads, forward_with_tasks, head_flag_values, model_inputs, parse_task_list, task_names
+from training_mt2kd.tasks import (
+    attach_task_heads, forward_with_tasks, get_task, head_flag_values, model_inputs, parse_task_list, task_names,
+)
 
 
 def corpus_tasks(config: RunConfig) -> set[str]:
@@ -43,6 +45,20 @@ def corpus_tasks(config: RunConfig) -> set[str]:
     if unknown:
         raise ValueError(f"stage 2 trains the task table's tasks {list(task_names())}; got tasks {sorted(unknown)}")
     return tasks
+
+
+def label_vocabularies(tasks: set[str], mixture, facts: dict) -> dict:
+    """The vocabulary of each trained task that builds one from its training labels (the speaker
+    index, ...); its size goes into `facts` under the row's `class_count_field`."""
+    vocabularies = {}
+    for name in sorted(tasks):
+        task = get_task(name)
+        if task.vocabulary_from_labels is None:
+            continue
+        vocabularies[name] = task.vocabulary_from_labels(task_column(mixture, name))
+        if task.class_count_field:
+            facts[task.class_count_field] = len(vocabularies[name])
+    return vocabularies
 
 
 def prepare_tokenizer(config: RunConfig, texts: list[str], vocab_size: int) -> MT2KDTokenizer:
@@ -75,11 +91,9 @@ def main(argv: list[str] | None = None) -> Path:
 
     health = DataHealth()
     mixture = load_mixture(config.data.train, config, health)
-    speaker_index = None
     facts: dict = head_flag_values(tasks, base)
-    if "speaker" in tasks:
-        speaker_index = SpeakerIndex.from_names(task_column(mixture, "speaker"))
-        facts["num_speakers"] = len(speaker_index)
+    vocabularies = label_vocabularies(tasks, mixture, facts)
+    speaker_index = vocabularies.get("speaker")
     tokenizer = None
     if "asr" in tasks:
         texts = task_column(mixture, "asr")
@@ -98,8 +112,9 @@ def main(argv: list[str] | None = None) -> Path:
             Path(config.training.output_dir).mkdir(parents=True, exist_ok=True)
             (Path(config.training.output_dir) / "handover.json").write_text(json.dumps(report.__dict__, indent=1))
 
-    vocabularies = {"asr": tokenizer} if tokenizer is not None else {}
-    data = build_training_data(config, label_names, speaker_index, mixture, health, vocabularies)
+    if tokenizer is not None:
+        vocabularies["asr"] = tokenizer
+    data = build_training_data(config, label_names, mixture=mixture, health=health, vocabularies=vocabularies)
     features = StudentFeatures(config, data.health)
 
     def make_inputs(batch: dict, batch_count: float) -> dict:
