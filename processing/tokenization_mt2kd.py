@@ -71,6 +71,12 @@ class MT2KDTokenizer(SentencePieceBackend):
     ):
         if text_case not in TEXT_CASES:
             raise ValueError(f"text_case must be one of {TEXT_CASES}; got {text_case!r}")
+        if vocab_file is None or not os.path.isfile(vocab_file):
+            # sentencepiece would say `NOT_FOUND: "None"`; name the file instead.
+            raise ValueError(
+                f"the tokenizer's SentencePiece model bpe.model is missing (vocab_file={vocab_file!r}); copy the "
+                "bpe.model the model was trained with into the model folder"
+            )
         model = sentencepiece.SentencePieceProcessor(model_file=str(vocab_file))
         pieces = [model.id_to_piece(index) for index in range(model.get_piece_size())]
         if blank_token is None:

@@ -128,8 +128,8 @@ def test_verify_scores_every_enrolment_file_against_every_test_file(capsys, mode
     results = by_name(report["results"], key="test")
     assert set(results) == {"0_george_0.wav", "1_george_0.wav", "0_jackson_0.wav"}
     assert results["0_george_0.wav"]["score"] == pytest.approx(1.0, abs=1e-5)
-    for result in report["results"]:
-        assert result["same_speaker"] == (result["score"] >= report["threshold"])
+    assert report["threshold"] is None  # the tiny folder has no calibrated threshold: scores, no decisions
+    assert all(result["same_speaker"] is None for result in report["results"])
 
 
 def test_verify_a_trial_list_reports_bad_files_per_trial_and_the_equal_error_rate(

@@ -14,7 +14,6 @@ from configuration_mt2kd import MT2KDConfig
 from modeling_mt2kd import MT2KDForMultiTask
 from processing_mt2kd import AudioDecodeError, MT2KDFeatureExtractor, MT2KDTokenizer, load_audio, train_bpe_tokenizer
 from processing_mt2kd.pipelines import (
-    DEFAULT_THRESHOLD,
     MT2KDMultiTaskPipeline,
     MT2KDSpeakerVerificationPipeline,
     MT2KDTransducerASRPipeline,
@@ -292,9 +291,9 @@ def test_verify_scores_by_cosine_and_decides_with_the_threshold(data_dir, verifi
     first, second = verifier.embed([enrollment, test])
     cosine = float(first @ second / np.linalg.norm(first) / np.linalg.norm(second))
     assert verifier.score(enrollment, test) == pytest.approx(cosine, abs=1e-6)
+    # The folder has no calibrated threshold: a score and no decision.
     assert verifier.verify(enrollment, test) == {
-        "score": pytest.approx(cosine, abs=1e-6), "same_speaker": cosine >= DEFAULT_THRESHOLD,
-        "threshold": DEFAULT_THRESHOLD,
+        "score": pytest.approx(cosine, abs=1e-6), "same_speaker": None, "threshold": None,
     }
     assert verifier.verify(enrollment, test, threshold=cosine - 1e-3)["same_speaker"] is True
     assert verifier.verify(enrollment, test, threshold=cosine + 1e-3)["same_speaker"] is False
@@ -316,7 +315,7 @@ def test_score_trials_from_a_trial_file_embeds_each_recording_once(tmp_path, dat
     for result in results:
         expected = verifier.score(data_dir / result["enrollment"], data_dir / result["test"])
         assert result["score"] == pytest.approx(expected, abs=1e-5)
-        assert result["same_speaker"] == (result["score"] >= DEFAULT_THRESHOLD)
+        assert result["same_speaker"] is None  # no calibrated threshold in the folder
 
 
 def test_score_trials_takes_pairs_of_paths(data_dir, verifier):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
-from transformers import Pipeline
+from transformers.pipelines.base import ChunkPipeline
 
-from .audio_input import AudioInput, audio_to_features, read_audio_input
+from .audio_classification import ranked_labels
+from .audio_input import AudioInput, read_audio_input
+from .chunking import AudioChunk, ChunkTokens, merge_chunk_tokens
 from .hypotheses import hypotheses_to_tensors, tensors_to_tokens
+from .windowing import WINDOW_POOLINGS, WindowSettings, pool_windows, window_model_inputs, window_timestamp
 
 __all__ = ["ASR_DECODERS", "MT2KDMultiTaskPipeline"]
 
@@ -18,7 +22,7 @@ DEFAULT_TOP_K = 5
 _NOT_GIVEN = object()
 
 
-class MT2KDMultiTaskPipeline(Pipeline):
+class MT2KDMultiTaskPipeline(ChunkPipeline):
     r"""Everything MT2KD does for a recording, from ONE encoder pass: transcript (CTC or transducer head), the top-k
     audio tags with sigmoid scores, and the speaker embedding.
 
@@ -32,8 +36,10 @@ class MT2KDMultiTaskPipeline(Pipeline):
     ```
 
     Inputs are those of the ASR pipelines (path, file bytes, `{"raw", "sampling_rate"}`, 16 kHz array, or a list;
-    batched results equal one-at-a-time results). The whole recording goes through the encoder at once (tags and
-    speaker embedding are clip-level); use the ASR pipelines' `chunk_length_s` for long-form transcription.
+    batched results equal one-at-a-time results). A recording up to `window_length_s` long goes through the encoder
+    at once; longer ones go window by window in bounded memory (`processing_mt2kd.pipelines.windowing`): the
+    transcript joins each window's tokens from the frames between its context, tags and speaker embedding pool the
+    windows' outputs.
 
     Call parameters:
         asr_decoder: `"ctc"` (greedy CTC, as the `automatic-speech-recognition` pipeline decodes) or `"transducer"`;
@@ -41,6 +47,10 @@ class MT2KDMultiTaskPipeline(Pipeline):
         decoding_method, beam: transducer search, `"greedy_search"` (default) or `"modified_beam_search"` with
             `beam` hypotheses (default 4).
         top_k: number of tags returned, highest score first (default 5; `None` = every label).
+        window_length_s, window_overlap_s: window size and overlap in seconds (defaults 30 and 5).
+        window_pooling: tags from the windows' mean logits (`"mean"`, default) or each label's highest score in any
+            window (`"max"`).
+        return_windows: also return `"windows"`: `[{"timestamp": (start_s, end_s), "tags", "speaker_embedding"}]`.
 
     Returns:
         `{"text": str, "tags": [{"label", "score"}], "speaker_embedding": (speaker_embedding_dim,) float32}`; a key is
@@ -69,8 +79,14 @@ class MT2KDMultiTaskPipeline(Pipeline):
         decoding_method: str | None = None,
         beam: int | None = None,
         top_k: int | None = _NOT_GIVEN,
+        window_length_s: float | None = None,
+        window_overlap_s: float | None = None,
+        window_pooling: str | None = None,
+        return_windows: bool | None = None,
     ) -> tuple[dict, dict, dict]:
-        forward_params = {}
+        preprocess_params, forward_params = {}, {}
+        if window_length_s is not None or window_overlap_s is not None:
+            preprocess_params["window_settings"] = WindowSettings.from_arguments(window_length_s, window_overlap_s)
         if asr_decoder is not None:
             forward_params["asr_decoder"] = self._check_asr_decoder(asr_decoder)
         if decoding_method is not None:
@@ -87,7 +103,13 @@ class MT2KDMultiTaskPipeline(Pipeline):
                     f"top_k must be a whole number >= 1, or None for all {num_labels} labels; got {top_k!r}"
                 )
             postprocess_params["top_k"] = num_labels if top_k is None else top_k
-        return {}, forward_params, postprocess_params
+        if window_pooling is not None:
+            if window_pooling not in WINDOW_POOLINGS:
+                raise ValueError(f"window_pooling must be one of {WINDOW_POOLINGS}; got {window_pooling!r}")
+            postprocess_params["window_pooling"] = window_pooling
+        if return_windows is not None:
+            postprocess_params["return_windows"] = bool(return_windows)
+        return preprocess_params, forward_params, postprocess_params
 
     def _check_asr_decoder(self, asr_decoder: str) -> str:
         if asr_decoder not in ASR_DECODERS:
@@ -98,18 +120,25 @@ class MT2KDMultiTaskPipeline(Pipeline):
             raise ValueError(f"this model has no {asr_decoder} head (config.{flag}=False); pass asr_decoder='{other}'")
         return asr_decoder
 
-    def preprocess(self, inputs: AudioInput) -> dict[str, torch.Tensor]:
-        return audio_to_features(read_audio_input(inputs, self.feature_extractor), self.feature_extractor)
+    def preprocess(
+        self, inputs: AudioInput, window_settings: WindowSettings = WindowSettings()
+    ) -> Iterator[dict[str, Any]]:
+        waveform = read_audio_input(inputs, self.feature_extractor)
+        yield from window_model_inputs(
+            waveform, self.feature_extractor, window_settings, self.model.config.inputs_to_logits_ratio
+        )
 
     def _forward(
         self,
-        model_inputs: dict[str, torch.Tensor],
+        model_inputs: dict[str, Any],
         asr_decoder: str | None = None,
         decoding_method: str = "greedy_search",
         beam: int = 4,
-    ) -> dict[str, torch.Tensor]:
-        outputs = self.model(**model_inputs)
-        results = {"output_mask": outputs.attention_mask}
+    ) -> dict[str, Any]:
+        outputs = self.model(
+            input_features=model_inputs.pop("input_features"), attention_mask=model_inputs.pop("attention_mask")
+        )
+        results = {"output_mask": outputs.attention_mask, **model_inputs}  # window positions and `is_last` pass
         if asr_decoder == "ctc":
             results["ctc_ids"] = outputs.ctc_logits.argmax(dim=-1)
         elif asr_decoder == "transducer":
@@ -123,23 +152,52 @@ class MT2KDMultiTaskPipeline(Pipeline):
             results["speaker_embeddings"] = outputs.speaker_embeddings
         return results
 
-    def postprocess(self, model_outputs: dict[str, torch.Tensor], top_k: int = DEFAULT_TOP_K) -> dict[str, Any]:
+    def postprocess(
+        self,
+        model_outputs: list[dict[str, Any]],
+        top_k: int = DEFAULT_TOP_K,
+        window_pooling: str = "mean",
+        return_windows: bool = False,
+    ) -> dict[str, Any]:
+        windows = [AudioChunk.from_tensors(output) for output in model_outputs]
+        first = model_outputs[0]
         result = {}
-        if "ctc_ids" in model_outputs:
-            # Only the valid frames: a padded batch must decode as each recording alone.
-            valid_ids = model_outputs["ctc_ids"][0][model_outputs["output_mask"][0].bool()]
-            result["text"] = self.tokenizer.decode(valid_ids.tolist())
-        elif "tokens" in model_outputs:
-            tokens, _ = tensors_to_tokens(model_outputs["tokens"], model_outputs["token_frames"])
-            result["text"] = self.tokenizer.decode(tokens, group_tokens=False)
-        if "tagging_logits" in model_outputs:
-            probabilities = model_outputs["tagging_logits"][0].float().sigmoid()  # multi-label: independent scores
-            scores, label_ids = probabilities.topk(min(top_k, len(probabilities)))
-            id2label = self.model.config.id2label
-            result["tags"] = [
-                {"label": id2label[label_id], "score": score}
-                for score, label_id in zip(scores.tolist(), label_ids.tolist())
-            ]
-        if "speaker_embeddings" in model_outputs:
-            result["speaker_embedding"] = model_outputs["speaker_embeddings"][0].float().numpy()
+        if "ctc_ids" in first or "tokens" in first:
+            result["text"] = self._transcript(model_outputs, windows)
+        id2label = self.model.config.id2label
+        window_results = [{"timestamp": window_timestamp(window, self.feature_extractor.sampling_rate)}
+                          for window in windows]
+        if "tagging_logits" in first:
+            # multi-label: independent sigmoid scores per label
+            logits = [output["tagging_logits"].reshape(-1).float() for output in model_outputs]
+            if window_pooling == "max":
+                scores = pool_windows([value.sigmoid() for value in logits], windows, "max")
+            else:
+                scores = pool_windows(logits, windows, "mean").sigmoid()
+            result["tags"] = ranked_labels(scores, id2label, top_k)
+            for window_result, value in zip(window_results, logits):
+                window_result["tags"] = ranked_labels(value.sigmoid(), id2label, top_k)
+        if "speaker_embeddings" in first:
+            embeddings = [output["speaker_embeddings"].reshape(-1).float() for output in model_outputs]
+            result["speaker_embedding"] = pool_windows(embeddings, windows).numpy()
+            for window_result, embedding in zip(window_results, embeddings):
+                window_result["speaker_embedding"] = embedding.numpy()
+        if return_windows:
+            result["windows"] = window_results
         return result
+
+    def _transcript(self, model_outputs: list[dict[str, Any]], windows: list[AudioChunk]) -> str:
+        """The text of the windows' tokens, each window's kept from the frames between its context."""
+        samples_per_frame = self.model.config.inputs_to_logits_ratio
+        pieces = []
+        for output, window in zip(model_outputs, windows):
+            if "ctc_ids" in output:
+                # Only the valid frames: a padded batch must decode as each recording alone.
+                ids = output["ctc_ids"].reshape(-1)[output["output_mask"].reshape(-1).bool()].tolist()
+                pieces.append(ChunkTokens(window, ids, range(len(ids))))
+            else:
+                pieces.append(ChunkTokens(window, *tensors_to_tokens(output["tokens"], output["token_frames"])))
+        tokens, _ = merge_chunk_tokens(pieces, samples_per_frame)
+        if "ctc_ids" in model_outputs[0]:
+            return self.tokenizer.decode(tokens)  # frame-level CTC ids: decode collapses repeats and blanks
+        return self.tokenizer.decode(tokens, group_tokens=False)

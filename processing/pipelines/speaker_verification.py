@@ -3,52 +3,60 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import Pipeline
+from transformers.pipelines.base import ChunkPipeline
+from transformers.utils import logging
 
+from .audio_input import AudioInput, read_audio_input
+from .chunking import AudioChunk
 from .speaker_scoring import cosine_scores
+from .speaker_threshold import NO_THRESHOLD_MESSAGE, read_calibrated_threshold
 from .trial_list import Trial, read_trial_list
-from .audio_input import AudioInput, audio_to_features, read_audio_input
+from .windowing import WindowSettings, pool_windows, window_model_inputs, window_timestamp
 
-__all__ = ["DEFAULT_THRESHOLD", "MT2KDSpeakerVerificationPipeline"]
+__all__ = ["MT2KDSpeakerVerificationPipeline"]
 
-# Cosine score from which two recordings are taken to be the same speaker. The speaker head is distilled from an
-# ECAPA-TDNN teacher, and 0.25 is the threshold SpeechBrain's ECAPA verification uses by default; calibrate it on
-# your own trials with `training_mt2kd.evaluation.metrics.equal_error_rate_threshold(scores, labels)`.
-DEFAULT_THRESHOLD = 0.25
+logger = logging.get_logger(__name__)
 
 # A trial: (enrolment, test) or (enrolment, test, is_target), or a `Trial` read from a trial list.
 TrialInput = Trial | tuple[AudioInput, AudioInput] | tuple[AudioInput, AudioInput, bool]
 
 
-class MT2KDSpeakerVerificationPipeline(Pipeline):
+class MT2KDSpeakerVerificationPipeline(ChunkPipeline):
     r"""Speaker embeddings and verification decisions from an `AutoModelForAudioXVector` ([`MT2KDForXVector`]).
 
     ```python
-    >>> import modeling_mt2kd  # registers the task
+    >>> import processing_mt2kd  # registers the task
     >>> from transformers import pipeline
     >>> verifier = pipeline("mt2kd-speaker-verification", model="path/to/mt2kd-folder")
     >>> verifier("a.wav")["embedding"].shape  # calling the pipeline embeds
     (192,)
     >>> verifier.embed(["a.wav", "b.wav", "c.wav"], batch_size=8).shape
     (3, 192)
-    >>> verifier.verify("a.wav", "b.wav")
-    {'score': 0.71, 'same_speaker': True, 'threshold': 0.25}
+    >>> verifier.verify("a.wav", "b.wav")  # at the threshold calibrated on the folder's dev trials
+    {'score': 0.71, 'same_speaker': True, 'threshold': 0.43}
     >>> verifier.score_trials("trials.txt", batch_size=16)  # lines "enrolment test label"
     [{'enrollment': 'a.wav', 'test': 'b.wav', 'score': 0.71, 'same_speaker': True, 'is_target': True}, ...]
     ```
 
     Inputs are those of the ASR pipelines: a path, file bytes, `{"raw": samples, "sampling_rate": Hz}` or a 16 kHz
-    array; a list of them is embedded in batches of `batch_size`, with the same result as one at a time.
+    array; a list of them is embedded in batches of `batch_size` windows, with the same result as one at a time.
+    Recordings longer than `window_length_s` are embedded window by window in bounded memory, and the windows'
+    embeddings averaged, weighted by the audio each stands for (`processing_mt2kd.pipelines.windowing`).
 
     Args:
-        threshold: cosine score at and above which `verify` and `score_trials` answer "same speaker"
-            (default `DEFAULT_THRESHOLD` = 0.25).
+        threshold: cosine score at and above which `verify` and `score_trials` answer "same speaker". Default: the
+            threshold calibrated on dev trials and stored in the model folder (`speaker_threshold`); a folder
+            without one gives scores with `same_speaker` None and logs why.
+
+    Call parameters:
+        window_length_s, window_overlap_s: window size and overlap in seconds (defaults 30 and 5).
+        return_windows: also return `"windows"`: `[{"timestamp": (start_s, end_s), "embedding"}]`.
 
     Raises (every method):
         FileNotFoundError: a path that does not exist.
@@ -60,22 +68,51 @@ class MT2KDSpeakerVerificationPipeline(Pipeline):
     _load_feature_extractor = True
     _load_tokenizer = False
 
-    def __init__(self, *args, threshold: float = DEFAULT_THRESHOLD, **kwargs):
+    def __init__(self, *args, threshold: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.threshold = threshold
+        calibrated = read_calibrated_threshold(self.model.config)
+        self.calibrated_threshold = calibrated
+        self.threshold = threshold if threshold is not None else (calibrated.threshold if calibrated else None)
 
-    def _sanitize_parameters(self) -> tuple[dict, dict, dict]:
-        return {}, {}, {}
+    def _sanitize_parameters(
+        self,
+        window_length_s: float | None = None,
+        window_overlap_s: float | None = None,
+        return_windows: bool | None = None,
+    ) -> tuple[dict, dict, dict]:
+        preprocess_params, postprocess_params = {}, {}
+        if window_length_s is not None or window_overlap_s is not None:
+            preprocess_params["window_settings"] = WindowSettings.from_arguments(window_length_s, window_overlap_s)
+        if return_windows is not None:
+            postprocess_params["return_windows"] = bool(return_windows)
+        return preprocess_params, {}, postprocess_params
 
-    def preprocess(self, inputs: AudioInput) -> dict[str, torch.Tensor]:
-        return audio_to_features(read_audio_input(inputs, self.feature_extractor), self.feature_extractor)
+    def preprocess(
+        self, inputs: AudioInput, window_settings: WindowSettings = WindowSettings()
+    ) -> Iterator[dict[str, Any]]:
+        waveform = read_audio_input(inputs, self.feature_extractor)
+        yield from window_model_inputs(
+            waveform, self.feature_extractor, window_settings, self.model.config.inputs_to_logits_ratio
+        )
 
-    def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"embeddings": self.model(**model_inputs).embeddings}
+    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        embeddings = self.model(
+            input_features=model_inputs.pop("input_features"), attention_mask=model_inputs.pop("attention_mask")
+        ).embeddings
+        return {"embeddings": embeddings, **model_inputs}  # the window positions and `is_last` pass through
 
-    def postprocess(self, model_outputs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-        """`{"embedding": (speaker_embedding_dim,) float32}`."""
-        return {"embedding": model_outputs["embeddings"][0].float().numpy()}
+    def postprocess(self, model_outputs: list[dict[str, Any]], return_windows: bool = False) -> dict[str, Any]:
+        """`{"embedding": (speaker_embedding_dim,) float32}`, plus `"windows"` with `return_windows=True`."""
+        windows = [AudioChunk.from_tensors(output) for output in model_outputs]
+        embeddings = [output["embeddings"].reshape(-1).float() for output in model_outputs]
+        result = {"embedding": pool_windows(embeddings, windows).numpy()}
+        if return_windows:
+            sampling_rate = self.feature_extractor.sampling_rate
+            result["windows"] = [
+                {"timestamp": window_timestamp(window, sampling_rate), "embedding": embedding.numpy()}
+                for window, embedding in zip(windows, embeddings)
+            ]
+        return result
 
     def embed(self, inputs: Sequence[AudioInput], batch_size: int | None = None) -> np.ndarray:
         """`(len(inputs), speaker_embedding_dim)` float32 embeddings, computed `batch_size` recordings at a time."""
@@ -91,10 +128,16 @@ class MT2KDSpeakerVerificationPipeline(Pipeline):
 
     def verify(self, enrollment: AudioInput, test: AudioInput, threshold: float | None = None) -> dict[str, Any]:
         """`{"score", "same_speaker", "threshold"}`: same speaker when the cosine score >= `threshold` (default: the
-        pipeline's `threshold`)."""
-        threshold = self.threshold if threshold is None else threshold
+        pipeline's `threshold`); `same_speaker` and `threshold` are None when there is no threshold."""
+        threshold = self._decision_threshold(threshold)
         score = self.score(enrollment, test)
-        return {"score": score, "same_speaker": score >= threshold, "threshold": threshold}
+        return {"score": score, "same_speaker": _decide(score, threshold), "threshold": threshold}
+
+    def _decision_threshold(self, threshold: float | None) -> float | None:
+        threshold = self.threshold if threshold is None else threshold
+        if threshold is None:
+            logger.warning_once(NO_THRESHOLD_MESSAGE)
+        return threshold
 
     def score_trials(
         self,
@@ -116,9 +159,10 @@ class MT2KDSpeakerVerificationPipeline(Pipeline):
 
         Returns:
             One dict per trial, in order: `{"enrollment", "test", "score", "same_speaker"}`, plus `"is_target"` when
-            the trial has a label. Paths are reported as given in the trials.
+            the trial has a label. Paths are reported as given in the trials. `same_speaker` is None when there is
+            no threshold.
         """
-        threshold = self.threshold if threshold is None else threshold
+        threshold = self._decision_threshold(threshold)
         if isinstance(trials, (str, os.PathLike)):
             audio_root = Path(trials).parent if audio_root is None else audio_root
             trials = read_trial_list(trials)
@@ -144,12 +188,16 @@ class MT2KDSpeakerVerificationPipeline(Pipeline):
                 "enrollment": _describe(enrollment),
                 "test": _describe(test),
                 "score": score,
-                "same_speaker": score >= threshold,
+                "same_speaker": _decide(score, threshold),
             }
             if is_target is not None:
                 result["is_target"] = is_target
             results.append(result)
         return results
+
+
+def _decide(score: float, threshold: float | None) -> bool | None:
+    return None if threshold is None else score >= threshold
 
 
 def _as_trial(trial: TrialInput) -> tuple[AudioInput, AudioInput, bool | None]:

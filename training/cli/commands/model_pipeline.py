@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from transformers import Pipeline, pipeline
-from transformers.pipelines import PIPELINE_REGISTRY
+from transformers import Pipeline
 from transformers.utils import logging
 
-import processing_mt2kd  # noqa: F401 - registers the MT2KD model, front end and pipeline tasks with transformers
+from processing_mt2kd.pipelines.model_source import load_mt2kd_pipeline
 
 __all__ = ["load_pipeline"]
 
 
-def load_pipeline(task: str, model: str, device: str | None) -> Pipeline:
-    """`pipeline(task, model=model, device=device)`, quiet about the heads a task does not use.
+def load_pipeline(task: str, model: str, device: str | None, **pipeline_options) -> Pipeline:
+    """`pipeline(task, model=model, device=device, **pipeline_options)`, quiet about the heads a task does not use.
 
-    One folder holds every head; loading it for one task would log each unused head's weights.
+    One folder holds every head; loading it for one task would log each unused head's weights. The folder and device
+    are checked first ([`load_mt2kd_pipeline`]): a broken folder raises `ModelLoadError` (a ValueError, exit 2) with
+    one line naming the file and the fix.
     """
     logging.set_verbosity_error()
-    registered = PIPELINE_REGISTRY.supported_tasks.get(task)
-    # A released folder names its pipelines as remote code (`custom_pipelines`); with the package
-    # installed, use the registered class rather than asking for trust_remote_code.
-    pipeline_class = registered["impl"] if registered is not None and task.startswith("mt2kd-") else None
-    return pipeline(task, model=model, device=device, pipeline_class=pipeline_class)
+    return load_mt2kd_pipeline(task, model, device, **pipeline_options)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from training_mt2kd.cli.commands.command import Command, add_inference_arguments
+from training_mt2kd.cli.commands.command import Command, add_inference_arguments, add_window_arguments, window_options
 
 __all__ = ["COMMAND"]
 
@@ -23,16 +24,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audio_root", help="folder the trial list's paths are relative to (default: its folder)")
     parser.add_argument(
         "--threshold", type=float,
-        help="cosine score from which two files are the same speaker (default: the pipeline's, 0.25)",
+        help="cosine score from which two files are the same speaker (default: the threshold calibrated on dev "
+        "trials and stored in the model folder; without one, scores are reported with same_speaker null)",
     )
+    add_window_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from processing_mt2kd.pipelines.speaker_threshold import NO_THRESHOLD_MESSAGE
     from training_mt2kd.evaluation.metrics import cosine_scores, equal_error_rate, read_trial_list
-    from processing_mt2kd.pipelines import DEFAULT_THRESHOLD
-
     from training_mt2kd.cli.commands.audio_files import find_audio_files
     from training_mt2kd.cli.commands.embed import speaker_embeddings
     from training_mt2kd.cli.commands.model_pipeline import load_pipeline
@@ -51,9 +53,11 @@ def run(args: argparse.Namespace) -> int:
         root = Path()
         enrollments, tests = find_audio_files(args.paths[:1]), find_audio_files(args.paths[1:])
         trials = [(enrollment, test, None) for enrollment in enrollments for test in tests]
-    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
-
-    verifier = load_pipeline("mt2kd-speaker-verification", args.model, args.device)
+    options = window_options(args)
+    verifier = load_pipeline("mt2kd-speaker-verification", args.model, args.device, **options)
+    threshold = verifier.threshold if args.threshold is None else args.threshold
+    if threshold is None:
+        print(f"mt2kd verify: {NO_THRESHOLD_MESSAGE}", file=sys.stderr)
     files = list(dict.fromkeys(path for enrollment, test, _ in trials for path in (enrollment, test)))
     embedded = run_per_file(
         [str(root / path) for path in files], speaker_embeddings(verifier), args.batch_size, "embedding"
@@ -68,16 +72,25 @@ def run(args: argparse.Namespace) -> int:
             result["error"] = "; ".join(errors)
         else:
             score = float(cosine_scores(*(torch.from_numpy(by_file[path]["embedding"]) for path in (enrollment, test))))
-            result.update(score=score, same_speaker=score >= threshold)
+            result.update(score=score, same_speaker=None if threshold is None else score >= threshold)
             if is_target is not None:
                 result["is_target"] = is_target
                 scored.append((score, is_target))
         results.append(result)
 
-    summary = {"threshold": threshold}
+    summary = {"threshold": threshold, "threshold_source": _threshold_source(args.threshold, verifier)}
     if len({is_target for _, is_target in scored}) == 2:
         summary["equal_error_rate"] = equal_error_rate(*zip(*scored))
     return write_report("verify", args.model, results, args.output, **summary)
+
+
+def _threshold_source(given: float | None, verifier) -> str:
+    if given is not None:
+        return "--threshold"
+    calibrated = verifier.calibrated_threshold
+    if calibrated is None:
+        return "none: the model folder has no calibrated threshold, so no decisions"
+    return f"calibrated on {calibrated.trials} ({calibrated.method.replace('_', ' ')})"
 
 
 COMMAND = Command(
