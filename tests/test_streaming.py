@@ -213,3 +213,21 @@ def test_cli_transcribe_streaming_prints_partials_and_reports_the_final_text(cap
     assert report["results"][0]["text"] == expected
     partial_lines = [line for line in captured.err.splitlines() if line.startswith("[")]
     assert partial_lines[-1] == f"[final] {expected}"
+
+
+def test_training_samples_a_chunk_setting_per_batch_and_trains_the_causal_encoder():
+    from modeling_mt2kd.encoder.chunk_masks import choose_chunking
+
+    config = MT2KDConfig.from_preset("mt2kd-tiny", causal=True, chunk_size=8, left_context_frames=32)
+    seen = {choose_chunking(config, training=True) for _ in range(200)}
+    # (chunk_size, left_context_chunks) pairs from the training lists 16,32,64,-1 x 64,128,256,-1.
+    assert (-1, -1) in seen and (16, 4) in seen and (64, 1) in seen
+    assert choose_chunking(config, training=False) == (8, 4)
+    model = MT2KDForMultiTask(config).train()
+    features = torch.randn(2, 120, 80)
+    labels = torch.tensor([[3, 4, 5], [6, 7, -100]])
+    for _ in range(3):  # a new chunk setting per call; every parameter of the causal convolutions gets a gradient
+        model.zero_grad()
+        model(features, labels=labels).loss.backward()
+        scale = model.mt2kd.encoder.stacks[0].layers[0].conv_module1.depthwise_conv.chunkwise_conv_scale
+        assert scale.grad is not None and torch.isfinite(scale.grad).all()
