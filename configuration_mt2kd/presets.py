@@ -1,5 +1,12 @@
 """Named configurations: the paper's model and a tiny one for tests and demos."""
 
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
 PRESETS: dict[str, dict] = {
     # Zipformer2 "medium" encoder of the paper (63,994,103 encoder parameters) with its heads.
     "mt2kd-66m": {
@@ -43,3 +50,22 @@ PRESETS: dict[str, dict] = {
         "whisper_dim": 64,
     },
 }
+
+
+def resolve_preset(name_or_path: str | os.PathLike) -> dict[str, Any]:
+    """The config values of a named preset or of an MT2KD config.json file: the one resolver of a
+    `preset` option (run configurations, converters)."""
+    if str(name_or_path) in PRESETS:
+        return dict(PRESETS[str(name_or_path)])
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ValueError(
+            f"{str(name_or_path)!r} is neither an MT2KD preset ({', '.join(sorted(PRESETS))}) nor a config.json file; "
+            "pass a preset name or the path of a saved config.json"
+        )
+    from .configuration_mt2kd import MT2KDConfig  # noqa: PLC0415 - configuration_mt2kd imports this module lazily
+
+    values = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(values, dict) or values.get("model_type") != MT2KDConfig.model_type:
+        raise ValueError(f"{path} is not an MT2KD config.json (its model_type must be {MT2KDConfig.model_type!r})")
+    return MT2KDConfig.from_dict(values).to_dict()

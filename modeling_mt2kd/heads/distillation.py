@@ -17,20 +17,29 @@ class WhisperProjection(nn.Module):
         return self.proj(F.relu(hidden_states))
 
 
-def stack_teacher_frames(teacher_frames: torch.Tensor, num_frames: int, frames_per_frame: int = 2) -> torch.Tensor:
-    """(batch, teacher_frames, dim) at 50 Hz → (batch, num_frames, frames_per_frame · dim) at 25 Hz.
+def stack_teacher_frames(
+    teacher_frames: torch.Tensor,
+    num_frames: int,
+    frames_per_frame: int = 2,
+    frame_lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(batch, teacher_frames, dim) at 50 Hz → (batch, num_frames, frames_per_frame · dim) at 25 Hz:
+    the one owner of teacher-frame stacking (the model's Whisper targets and the teacher adapters).
 
-    Consecutive teacher frames are concatenated; a short tail is padded by repeating the last
-    teacher frame (those frames lie past the utterance end and are masked by the loss).
+    Consecutive teacher frames are concatenated; surplus frames are cut, and a teacher that runs short
+    has its last frame repeated: the last of the batch, or of each utterance when `frame_lengths`
+    (batch,) gives its valid frames (frames past the student's utterance end are masked by the loss).
     """
     batch_size, available, dim = teacher_frames.shape
-    needed = num_frames * frames_per_frame
-    if available < needed:
-        if available == 0:
-            raise ValueError("teacher targets have no frames")
-        tail = teacher_frames[:, -1:].expand(batch_size, needed - available, dim)
-        teacher_frames = torch.cat([teacher_frames, tail], dim=1)
-    return teacher_frames[:, :needed].reshape(batch_size, num_frames, frames_per_frame * dim)
+    if available == 0:
+        raise ValueError("teacher targets have no frames")
+    wanted = torch.arange(num_frames * frames_per_frame, device=teacher_frames.device)
+    if frame_lengths is None:
+        source = wanted.clamp(max=available - 1).expand(batch_size, -1)
+    else:
+        source = torch.minimum(wanted[None, :], frame_lengths[:, None].to(wanted.device) - 1)
+    gathered = teacher_frames.gather(1, source[:, :, None].expand(batch_size, -1, dim))
+    return gathered.reshape(batch_size, num_frames, frames_per_frame * dim)
 
 
 def frame_l1_loss(prediction: torch.Tensor, target: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from configuration_mt2kd import PRESETS, MT2KDConfig
+from configuration_mt2kd import MT2KDConfig
+from configuration_mt2kd.presets import resolve_preset
 
 from training_mt2kd.recipe.config import ModelOptions
 
@@ -12,10 +11,5 @@ from training_mt2kd.recipe.config import ModelOptions
 def build_model_config(options: ModelOptions, **facts) -> MT2KDConfig:
     """The preset (or config.json) with the YAML overrides, then `facts` the data or teachers
     dictate (e.g. the number of training speakers, the teachers' widths)."""
-    if options.preset in PRESETS:
-        values = dict(PRESETS[options.preset])
-    elif Path(options.preset).is_file():
-        values = MT2KDConfig.from_json_file(options.preset).to_dict()
-    else:
-        raise ValueError(f"model.preset must be one of {sorted(PRESETS)} or a config.json path; got {options.preset!r}")
+    values = resolve_preset(options.preset)
     return MT2KDConfig(**{**values, **options.overrides, **facts})

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from modeling_mt2kd.heads import stack_teacher_frames
 from modeling_mt2kd.lengths import samples_to_output_frames
 from modeling_mt2kd.masks import lengths_to_mask
 
@@ -53,12 +54,7 @@ def stack_to_student_frames(
         raise ValueError(
             f"every utterance needs at least one teacher frame; got frame_lengths {frame_lengths.tolist()}"
         )
-    batch, _, dim = frames.shape
     max_student = int(student_lengths.max()) if student_lengths.numel() else 0
-    wanted = torch.arange(max_student * frames_per_student_frame, device=frames.device)
-    # Index of the teacher frame for each slot: itself, or the last valid frame where the teacher ran short.
-    source = torch.minimum(wanted[None, :], frame_lengths[:, None] - 1)
-    gathered = frames.gather(1, source[:, :, None].expand(batch, -1, dim))
-    values = gathered.reshape(batch, max_student, frames_per_student_frame * dim)
+    values = stack_teacher_frames(frames, max_student, frames_per_student_frame, frame_lengths)
     values = values * lengths_to_mask(student_lengths, max_student)[:, :, None].to(values.dtype)
     return TeacherTargets(values, student_lengths)
