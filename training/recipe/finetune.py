@@ -74,6 +74,33 @@ def prepare_tokenizer(config: RunConfig, texts: list[str], vocab_size: int) -> M
     return MT2KDTokenizer.from_pretrained(folder)
 
 
+def build_stage2_model(
+    config: RunConfig, tasks: set[str], mixture, stage1: MT2KDForDistillation | None
+) -> tuple[MT2KDForMultiTask, dict]:
+    """The multi-task model with the heads of `tasks` (the stage-1 weights carried over when given) and
+    each task's vocabulary (tokenizer, speaker index, ...) by task name."""
+    base = stage1.config.to_dict() if stage1 is not None else build_model_config(config.model).to_dict()
+    facts: dict = head_flag_values(tasks, base)
+    vocabularies = label_vocabularies(tasks, mixture, facts)
+    if "asr" in tasks:
+        tokenizer = prepare_tokenizer(config, task_column(mixture, "asr"), build_model_config(config.model).vocab_size)
+        facts["vocab_size"] = len(tokenizer)
+        facts["blank_id"] = tokenizer.blank_token_id
+        vocabularies["asr"] = tokenizer
+    if stage1 is not None:
+        model_config = type(stage1.config).from_dict({**base, **config.model.overrides, **facts})
+    else:
+        model_config = build_model_config(config.model, **facts)
+    model = MT2KDForMultiTask(model_config)
+    attach_task_heads(model)
+    if stage1 is not None:
+        report = carry_over_stage1(model, stage1)
+        if process_state().is_main_process:
+            Path(config.training.output_dir).mkdir(parents=True, exist_ok=True)
+            (Path(config.training.output_dir) / "handover.json").write_text(json.dumps(report.__dict__, indent=1))
+    return model, vocabularies
+
+
 def main(argv: list[str] | None = None) -> Path:
     parser = build_argument_parser(__doc__)
     parser.add_argument("--init_from", help="Stage-1 model folder (overrides model.init_from).")
@@ -86,34 +113,11 @@ def main(argv: list[str] | None = None) -> Path:
     tasks = corpus_tasks(config)
 
     stage1 = MT2KDForDistillation.from_pretrained(config.model.init_from) if config.model.init_from else None
-    base = stage1.config.to_dict() if stage1 is not None else build_model_config(config.model).to_dict()
-    label_names = [base["id2label"][key] for key in sorted(base["id2label"], key=int)]
-
     health = DataHealth()
     mixture = load_mixture(config.data.train, config, health)
-    facts: dict = head_flag_values(tasks, base)
-    vocabularies = label_vocabularies(tasks, mixture, facts)
-    speaker_index = vocabularies.get("speaker")
-    tokenizer = None
-    if "asr" in tasks:
-        texts = task_column(mixture, "asr")
-        tokenizer = prepare_tokenizer(config, texts, build_model_config(config.model).vocab_size)
-        facts["vocab_size"] = len(tokenizer)
-        facts["blank_id"] = tokenizer.blank_token_id
-    if stage1 is not None:
-        model_config = type(stage1.config).from_dict({**base, **config.model.overrides, **facts})
-    else:
-        model_config = build_model_config(config.model, **facts)
-    model = MT2KDForMultiTask(model_config)
-    attach_task_heads(model)
-    if stage1 is not None:
-        report = carry_over_stage1(model, stage1)
-        if state.is_main_process:
-            Path(config.training.output_dir).mkdir(parents=True, exist_ok=True)
-            (Path(config.training.output_dir) / "handover.json").write_text(json.dumps(report.__dict__, indent=1))
-
-    if tokenizer is not None:
-        vocabularies["asr"] = tokenizer
+    model, vocabularies = build_stage2_model(config, tasks, mixture, stage1)
+    id2label = model.config.id2label
+    label_names = [id2label[key] for key in sorted(id2label, key=int)]
     data = build_training_data(config, label_names, mixture=mixture, health=health, vocabularies=vocabularies)
     features = StudentFeatures(config, data.health)
 
@@ -125,6 +129,7 @@ def main(argv: list[str] | None = None) -> Path:
         return {**inputs, **model_inputs(batch, tasks, device)}
 
     def save_artifacts(folder: Path) -> None:
+        tokenizer, speaker_index = vocabularies.get("asr"), vocabularies.get("speaker")
         if tokenizer is not None:
             MT2KDProcessor(features.feature_extractor, tokenizer).save_pretrained(folder)
         else:

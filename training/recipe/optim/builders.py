@@ -38,6 +38,20 @@ def build_optimizer(
     Parameter names are given to the optimizer, so ScaledAdam can name the parameter that
     dominates a clipped gradient.
     """
+    _check_optimizer_options(name, weight_decay, lr_scales or {})
+    groups = _parameter_groups(model, weight_decay, dict(lr_scales or {}))
+    param_groups = []
+    for (scale, decay), named_params in groups.items():
+        group: dict[str, Any] = {"params": named_params, "lr": lr * scale, "lr_scale": scale}
+        if name == "adamw":
+            group["weight_decay"] = decay
+        param_groups.append(group)
+    if name == "scaled_adam":
+        return ScaledAdam(param_groups, lr=lr, **optimizer_kwargs)
+    return torch.optim.AdamW(param_groups, lr=lr, **optimizer_kwargs)
+
+
+def _check_optimizer_options(name: str, weight_decay: float, lr_scales: dict[str, float]) -> None:
     if name not in OPTIMIZER_NAMES:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {OPTIMIZER_NAMES}")
     if name == "scaled_adam" and weight_decay != 0.0:
@@ -45,13 +59,17 @@ def build_optimizer(
             f"ScaledAdam has no weight decay (param_max_rms bounds parameter sizes); got "
             f"weight_decay={weight_decay}: pass 0.0, or name='adamw'"
         )
-    lr_scales = dict(lr_scales or {})
     for prefix, scale in lr_scales.items():
         if scale < 0.0:
             raise ValueError(
                 f"lr_scales[{prefix!r}] = {scale} is negative; use 0 to freeze, or a positive factor"
             )
 
+
+def _parameter_groups(
+    model: nn.Module, weight_decay: float, lr_scales: dict[str, float]
+) -> dict[tuple[float, float], list[tuple[str, nn.Parameter]]]:
+    """Trainable named parameters by (lr scale, weight decay); scale-0 parameters are frozen."""
     groups: dict[tuple[float, float], list[tuple[str, nn.Parameter]]] = {}
     used_prefixes: set[str] = set()
     for param_name, param in model.named_parameters():
@@ -75,16 +93,7 @@ def build_optimizer(
         )
     if not groups:
         raise ValueError("the model has no trainable parameter left (all frozen or lr scale 0)")
-
-    param_groups = []
-    for (scale, decay), named_params in groups.items():
-        group: dict[str, Any] = {"params": named_params, "lr": lr * scale, "lr_scale": scale}
-        if name == "adamw":
-            group["weight_decay"] = decay
-        param_groups.append(group)
-    if name == "scaled_adam":
-        return ScaledAdam(param_groups, lr=lr, **optimizer_kwargs)
-    return torch.optim.AdamW(param_groups, lr=lr, **optimizer_kwargs)
+    return groups
 
 
 def build_scheduler(
