@@ -111,3 +111,39 @@ def test_mt2kd_verify_without_a_threshold_reports_scores_and_no_decision(capsys,
     assert status == 0 and report["threshold"] is None and report["results"][0]["same_speaker"] is None
     assert "no calibrated speaker-verification threshold" in captured.err
     assert np.isfinite(report["results"][0]["score"])
+
+
+# The evaluation runner
+
+
+def test_evaluation_with_calibrate_threshold_stores_the_dev_threshold(tmp_path, data_dir):
+    from training_mt2kd.evaluation.config import evaluation_config_from_dict
+    from training_mt2kd.evaluation.runner import evaluate
+
+    folder = save_tiny_mt2kd_folder(tmp_path / "model")
+    (tmp_path / "dev_trials.txt").write_text(DEV_TRIALS)
+    entry = {"task": "speaker", "dataset": "fsdd", "split": "dev", "trials": "dev_trials.txt",
+             "root": str(data_dir / "fsdd/recordings"), "calibrate_threshold": True}
+    config = evaluation_config_from_dict({"evaluations": [entry]}, tmp_path, where="eval.yaml")
+    results = evaluate(folder, config, device="cpu")["results"]
+    (threshold_entry,) = [entry for entry in results if entry["metric"] == "threshold"]
+    stored = read_calibrated_threshold(json.loads((folder / "config.json").read_text()))
+    assert stored.threshold == threshold_entry["value"] and stored.trials == "dev_trials.txt"
+    assert stored.method == "equal_error_rate" and stored.num_target_trials == 3
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"calibrate_threshold": "yes"}, "calibrate_threshold must be true or false"),
+        ({"target_false_accept_rate": 0.01}, "given with calibrate_threshold: true"),
+        ({"calibrate_threshold": True, "target_false_accept_rate": 5.0}, "must be a fraction in"),
+    ],
+)
+def test_bad_calibration_options_are_refused_when_the_config_is_read(tmp_path, extra, message):
+    from training_mt2kd.evaluation.config import evaluation_config_from_dict
+
+    (tmp_path / "dev.txt").write_text(DEV_TRIALS)
+    entry = {"task": "speaker", "dataset": "fsdd", "trials": "dev.txt", **extra}
+    with pytest.raises(ValueError, match=message):
+        evaluation_config_from_dict({"evaluations": [entry]}, tmp_path, where="eval.yaml")

@@ -20,6 +20,8 @@ CONFIG.yaml (examples: training/configs/eval_paper.yaml, training/configs/eval_t
         trials: veri_test2.txt   # `enrol test label` or VoxCeleb `label enrol test` lines, paths under
         root: wav                # `root`; without `trials`, every pair of a corpus with a speaker column
         p_targets: [0.01, 0.05]  # minDCF operating points
+        calibrate_threshold: false   # true on DEV trials: store their EER threshold in the model folder
+        target_false_accept_rate: 0.01   # optional, with calibrate_threshold: that rate's threshold instead
 
 Paths (`source`, `root`, `trials`) may hold `${VAR}` or `${VAR:-default}`; relative paths resolve
 against the folder of the YAML file (training_mt2kd.yaml_config).
@@ -115,6 +117,9 @@ class SpeakerSpec(EvaluationSpec):
 
     trials: str | None = None
     p_targets: list[float] = field(default_factory=lambda: [0.01, 0.05])
+    # Store these trials' decision threshold in the model folder (training_mt2kd.evaluation.threshold).
+    calibrate_threshold: bool = False
+    target_false_accept_rate: float | None = None
 
 
 SPEC_CLASSES: dict[str, type[EvaluationSpec]] = {"asr": AsrSpec, "tagging": TaggingSpec, "speaker": SpeakerSpec}
@@ -200,6 +205,14 @@ def _spec_from_dict(entry: Any, config_dir: Path, where: str) -> EvaluationSpec:
             or any(not (isinstance(p_target, (int, float)) and 0 < p_target < 1) for p_target in spec.p_targets)
         ):
             raise ValueError(f"{where}.p_targets must be a non-empty list of numbers in (0, 1); got {spec.p_targets!r}")
+        if not isinstance(spec.calibrate_threshold, bool):
+            raise ValueError(f"{where}.calibrate_threshold must be true or false; got {spec.calibrate_threshold!r}")
+        target = spec.target_false_accept_rate
+        if target is not None and not (spec.calibrate_threshold and isinstance(target, float) and 0 < target < 1):
+            raise ValueError(
+                f"{where}.target_false_accept_rate must be a fraction in (0, 1) such as 0.01, given with "
+                f"calibrate_threshold: true; got {target!r}"
+            )
     if not (isinstance(spec, SpeakerSpec) and spec.trials is not None):
         spec.corpus_spec()  # checks columns and roles now rather than after loading a model
     return spec

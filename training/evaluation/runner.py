@@ -49,6 +49,7 @@ from training_mt2kd.evaluation.metrics import (
     read_trial_list,
     word_error_rate,
 )
+from training_mt2kd.evaluation.threshold import store_evaluated_threshold, threshold_result
 from training_mt2kd.tasks import get_task, tasks as task_rows
 
 logger = logging.getLogger(__name__)
@@ -379,6 +380,8 @@ def evaluate_speaker(
     results = [spec.result("eer", 100.0 * equal_error_rate(scores, labels), num_examples=len(scores))]
     for p_target in spec.p_targets:
         results.append(spec.result("min_dcf", min_dcf(scores, labels, p_target), p_target=p_target))
+    if spec.calibrate_threshold:
+        results.append(threshold_result(spec, scores, labels))
     return results
 
 
@@ -433,6 +436,8 @@ def evaluate(
         config = load_evaluation_config(config)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = EvaluatedModel.from_folder(model_dir, device)
-    return {"model": str(model_dir), "results": run_evaluations(model, config, batch_duration_s)}
+    results = run_evaluations(model, config, batch_duration_s)
+    store_evaluated_threshold(model_dir, results)
+    return {"model": str(model_dir), "results": results}
 
 

@@ -12,15 +12,27 @@ on the trials you report the EER of.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from processing_mt2kd.pipelines.speaker_threshold import CalibratedThreshold, store_calibrated_threshold
+from processing_mt2kd.pipelines.speaker_threshold import (
+    CALIBRATED_THRESHOLD_KEY,
+    CalibratedThreshold,
+    store_calibrated_threshold,
+)
 from training_mt2kd.evaluation.metrics import det_curve, equal_error_rate_threshold
 from training_mt2kd.evaluation.metrics._inputs import ArrayLike, as_binary_labels, as_scores
 
-__all__ = ["CALIBRATION_METHODS", "calibrate_folder_threshold", "calibrate_threshold"]
+__all__ = [
+    "CALIBRATION_METHODS",
+    "calibrate_folder_threshold",
+    "calibrate_threshold",
+    "store_evaluated_threshold",
+    "threshold_result",
+]
 
 CALIBRATION_METHODS = ("equal_error_rate", "false_accept_rate")
 
@@ -105,3 +117,25 @@ def calibrate_folder_threshold(
     )
     store_calibrated_threshold(model_folder, calibrated)
     return calibrated
+
+
+def threshold_result(spec: Any, scores: ArrayLike, labels: ArrayLike) -> dict[str, Any]:
+    """The evaluation runner's `{"metric": "threshold", "value", "calibration": {...}}` entry of a speaker spec
+    with `calibrate_threshold: true` (`spec`: a `SpeakerSpec`)."""
+    trials = Path(spec.trials).name if spec.trials else f"{spec.dataset} {spec.split} (every pair)"
+    calibrated = calibrate_threshold(scores, labels, trials, spec.target_false_accept_rate)
+    entry = spec.result("threshold", calibrated.threshold, num_examples=len(as_scores(scores, "scores", 1)))
+    entry[CALIBRATED_THRESHOLD_KEY] = calibrated.as_dict()
+    return entry
+
+
+def store_evaluated_threshold(model_folder: str | os.PathLike, results: Sequence[dict[str, Any]]) -> None:
+    """Store the calibration of a runner's results (`threshold_result`) in the folder; nothing when there is none.
+    Two calibrations in one evaluation are refused: which one the pipeline should use would be a guess."""
+    calibrations = [entry[CALIBRATED_THRESHOLD_KEY] for entry in results if entry.get("metric") == "threshold"]
+    if len(calibrations) > 1:
+        raise ValueError(
+            f"{len(calibrations)} speaker entries set calibrate_threshold; set it on the one dev trial list only"
+        )
+    if calibrations:
+        store_calibrated_threshold(model_folder, CalibratedThreshold.from_dict(calibrations[0]))
