@@ -30,6 +30,7 @@ from torch import nn
 
 from configuration_mt2kd import IGNORE_INDEX
 from modeling_mt2kd.modeling_mt2kd import masked_mean
+from processing_mt2kd.processing_mt2kd import encode_labels
 
 DISTILL = "distill"
 """The stage-1 task: audio only, the teachers make the targets; it has no row."""
@@ -109,23 +110,15 @@ class Task:
 # Label encoders of the built-in tasks (vocabularies are duck-typed: no import of training_mt2kd.data)
 
 
-def pad_token_ids(sequences: Sequence[Sequence[int]]) -> torch.Tensor:
-    """(batch, max_tokens) int64 padded with IGNORE_INDEX (at least one column)."""
-    width = max([1] + [len(ids) for ids in sequences])
-    labels = torch.full((len(sequences), width), IGNORE_INDEX, dtype=torch.long)
-    for row, ids in enumerate(sequences):
-        labels[row, : len(ids)] = torch.tensor(list(ids), dtype=torch.long)
-    return labels
-
-
 def encode_transcripts(texts: Sequence[Any], ids: Sequence[str], tokenizer: Any) -> EncodedLabels:
-    """Transcripts → BPE ids with `tokenizer` (None: no ids); a row is known when its text is not blank."""
+    """Transcripts → BPE ids with `tokenizer` (None: no ids), by the processor's `encode_labels` (the one owner of
+    label encoding); a row is known when its text is not blank."""
     texts = [str(text or "") for text in texts]
     known = torch.tensor([bool(text.strip()) for text in texts], dtype=torch.bool)
     if tokenizer is None:
         return EncodedLabels(None, known, [])
-    encoded = [tokenizer.encode(text, add_special_tokens=False) if text.strip() else [] for text in texts]
-    return EncodedLabels(pad_token_ids(encoded), known, [])
+    labels = encode_labels(tokenizer, [text if text.strip() else "" for text in texts])
+    return EncodedLabels(torch.from_numpy(labels), known, [])
 
 
 def encode_tag_names(values: Sequence[Any], ids: Sequence[str], label_set: Any) -> EncodedLabels:
