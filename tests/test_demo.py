@@ -97,6 +97,17 @@ def test_demo_model_folder_works_with_the_cli(demo, test_clip, tmp_path):
 
 
 @pytest.mark.slow
+def test_demo_model_folder_carries_a_threshold_from_the_dev_speakers_and_no_path_of_this_machine(demo):
+    config = json.loads((demo.model_dir / "config.json").read_text())
+    calibrated = config["speaker_verification_threshold"]
+    assert calibrated["trials"] == "mt2kd-demo dev (every pair)" and calibrated["method"] == "equal_error_rate"
+    assert calibrated["num_target_trials"] > 0 and calibrated["num_nontarget_trials"] > 0
+    assert str(demo.output_dir) not in (demo.model_dir / "README.md").read_text()
+    verifier = pipeline("mt2kd-speaker-verification", model=str(demo.model_dir))
+    assert verifier.threshold == calibrated["threshold"]
+
+
+@pytest.mark.slow
 def test_demo_model_folder_exports_to_onnx_and_sherpa_onnx_decodes_our_transcript(demo, test_clip, tmp_path):
     sherpa_onnx = pytest.importorskip("sherpa_onnx", reason="the export extra is not installed")
     from modeling_mt2kd import MT2KDForRNNT

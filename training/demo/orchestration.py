@@ -35,6 +35,7 @@ from modeling_mt2kd import MT2KDForMultiTask
 from training_mt2kd.release.remote_code import save_with_remote_code
 from training_mt2kd.demo.synthesis import DemoCorpus, load_demo_corpus, synthesize_demo_corpus
 
+from training_mt2kd.evaluation.config import evaluation_config_from_dict
 from training_mt2kd.evaluation.runner import EvaluatedModel, evaluate
 from training_mt2kd.demo.evaluation import evaluation_config, headline_metrics, label_prior, trial_scores
 from training_mt2kd.demo.ledger import StepLedger
@@ -263,12 +264,14 @@ events. Results and how it was made: `../report.md`.
 import processing_mt2kd  # registers MT2KD with transformers (or pass trust_remote_code=True)
 from transformers import AutoModel, pipeline
 
-encoder = AutoModel.from_pretrained("{folder}")
-asr = pipeline("automatic-speech-recognition", model="{folder}")
-tagger = pipeline("audio-classification", model="{folder}")
+model_dir = "mt2kd-demo/model"  # this folder (`mt2kd demo --output mt2kd-demo`)
+encoder = AutoModel.from_pretrained(model_dir)
+asr = pipeline("automatic-speech-recognition", model=model_dir)
+tagger = pipeline("mt2kd-audio-classification", model=model_dir)
+verifier = pipeline("mt2kd-speaker-verification", model=model_dir)  # threshold calibrated on the dev speakers
 ```
 
-    mt2kd transcribe --model {folder} speech.wav
+    mt2kd transcribe --model mt2kd-demo/model speech.wav
 """
 
 
@@ -277,8 +280,25 @@ def save_model_folder(trained: Path, folder: Path) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(trained, folder)
     save_with_remote_code(MT2KDForMultiTask.from_pretrained(trained), folder)
-    (folder / "README.md").write_text(MODEL_README.format(folder=folder), encoding="utf-8")
+    (folder / "README.md").write_text(MODEL_README, encoding="utf-8")  # no path of this machine in it
     return folder
+
+
+def calibrate_speaker_threshold(folder: Path, manifests: TaskManifests, batch_duration_s: float) -> dict[str, Any]:
+    """Store in `folder` the EER threshold of every pair of dev-speaker utterances (the test trials stay unseen),
+    so that `mt2kd verify` and the verification pipeline decide with a threshold measured on this model."""
+    entry = {
+        "task": "speaker",
+        "dataset": "mt2kd-demo",
+        "split": "dev",
+        **manifests.evaluation_source("speech", "dev", "speaker"),
+        "p_targets": [0.05],
+        "calibrate_threshold": True,
+    }
+    config = evaluation_config_from_dict(
+        {"batch_duration_s": batch_duration_s, "evaluations": [entry]}, manifests.corpus.root, where="demo threshold"
+    )
+    return evaluate(folder, config, batch_duration_s=batch_duration_s)
 
 
 def count_parameters(folder: Path) -> int:
@@ -343,12 +363,17 @@ def run_demo(
 
     evaluations = evaluate_models(runner, folders, keys, manifests, plan, root / "results")
     model_dir = root / "model"
+
+    def build_model_folder(resume: bool) -> None:
+        save_model_folder(folders["mt2kd"], model_dir)
+        calibrate_speaker_threshold(model_dir, manifests, plan.evaluation["batch_duration_s"])
+
     runner.run(
         "model",
-        "model folder (stage-2 model, processor, remote code)",
-        {"mt2kd": keys["mt2kd"]},
+        "model folder (stage-2 model, processor, remote code, speaker threshold from the dev speakers)",
+        {"mt2kd": keys["mt2kd"], "speaker_threshold": "dev-speaker pairs, equal error rate"},
         [model_dir],
-        lambda resume: save_model_folder(folders["mt2kd"], model_dir),
+        build_model_folder,
     )
 
     results = summarise(seed, plan, manifests, runs, evaluations, count_parameters(model_dir))
