@@ -231,3 +231,31 @@ def test_training_samples_a_chunk_setting_per_batch_and_trains_the_causal_encode
         model(features, labels=labels).loss.backward()
         scale = model.mt2kd.encoder.stacks[0].layers[0].conv_module1.depthwise_conv.chunkwise_conv_scale
         assert scale.grad is not None and torch.isfinite(scale.grad).all()
+
+
+def test_finetune_trains_a_causal_model_from_the_yaml_and_it_streams(tmp_path, data_dir):
+    """Stage 2 with `model.overrides: {causal: true, ...}`: a few steps on FSDD, then the saved folder streams."""
+    from tests.test_finetune import finetune_arguments
+    from training_mt2kd.recipe import finetune
+
+    causal = {"vocab_size": 20, "causal": True, "chunk_size": 16, "left_context_frames": 64,
+              "training_chunk_sizes": [16, 32, -1], "training_left_context_frames": [64, -1]}
+    final = finetune.main(finetune_arguments(tmp_path / "run", 3, "--set", f"model.overrides={json.dumps(causal)}", task="asr"))
+    config = MT2KDConfig.from_pretrained(final)
+    assert config.causal and config.training_chunk_sizes == (16, 32, -1) and config.chunk_size == 16
+    asr = pipeline("mt2kd-streaming-asr", model=str(final))
+    result = asr(str(data_dir / RECORDINGS[1]), return_partials=True)
+    assert result["partials"][-1]["is_final"] and isinstance(result["text"], str)
+
+
+def test_kd_distils_into_a_causal_student_from_the_yaml(tmp_path):
+    """Stage 1 with a causal student (`model.overrides: {causal: true, ...}`), two steps."""
+    from tests.test_kd import LABELS, kd_arguments
+    from tests.tiny_teachers import save_tiny_teachers
+    from training_mt2kd.recipe import kd
+
+    teachers = save_tiny_teachers(tmp_path / "teachers", LABELS)
+    overrides = "{id2label: {0: Speech, 1: Music, 2: Dog, 3: Bird}, causal: true, chunk_size: 16, left_context_frames: 64}"
+    final = kd.main(kd_arguments(teachers, tmp_path / "run", 2, "--set", f"model.overrides={overrides}"))
+    config = MT2KDConfig.from_pretrained(final)
+    assert config.causal and config.training_chunk_sizes == (16, 32, 64, -1)
