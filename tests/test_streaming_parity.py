@@ -230,3 +230,41 @@ def test_recognizer_fed_odd_pieces_gives_the_authors_tokens(converted, io, strea
         assert result.tokens == stream[f"stream.{tag}.single.{b}.tokens"].tolist()
         assert recognizer.chunks_done == stream[f"stream.{tag}.single.{b}.chunk_table"].shape[0]
         assert result.frames == sorted(result.frames)
+
+
+@pytest.mark.parametrize("tag, chunk_size, left_context_frames", SETTINGS)
+def test_batched_streams_match_the_authors_batched_decoding(converted, io, stream, tag, chunk_size, left_context_frames):
+    """The 3 utterances decoded as one batch of streams, finished streams leaving the batch, with the authors'
+    padding rule: short slices are padded with LOG_EPS and masked (via feature_lengths), unless every slice
+    is short, then the padding counts as valid."""
+    model, _ = converted
+    num_streams = io["inputs.x"].shape[0]
+    buffers = [stream_buffer(io, b) for b in range(num_streams)]
+    states = {b: model.mt2kd.init_streaming_state(1, chunk_size, left_context_frames) for b in range(num_streams)}
+    searches = {b: StreamingGreedySearch(model.transducer.predictor, model.transducer.joiner) for b in range(num_streams)}
+    positions = {b: 0 for b in range(num_streams)}
+    outputs = {b: [] for b in range(num_streams)}
+    needed = chunk_input_frames(chunk_size)
+    active = list(range(num_streams))
+    while active:
+        slices = [buffers[b][positions[b] : positions[b] + needed] for b in active]
+        lengths = torch.tensor([len(s) for s in slices])
+        features = torch.nn.utils.rnn.pad_sequence(slices, batch_first=True, padding_value=LOG_EPS)
+        if features.shape[1] < needed:  # every slice is short: pad all, and the padding counts as valid
+            lengths += needed - features.shape[1]
+            features = torch.nn.functional.pad(features, (0, 0, 0, needed - features.shape[1]), value=LOG_EPS)
+        state = EncoderStreamingState.concatenate([states[b] for b in active])
+        output = model.mt2kd.streaming_forward(features, state, feature_lengths=lengths)
+        for row, b in enumerate(active):
+            states[b] = output.state.select([row])
+            outputs[b].append(output.last_hidden_state[row])
+            searches[b].step(output.last_hidden_state[row : row + 1])  # every frame, as the authors' search
+            positions[b] += 2 * chunk_size
+        active = [b for b in active if positions[b] < len(buffers[b])]
+    for b in range(num_streams):
+        prefix = f"stream.{tag}.batch.{b}."
+        torch.testing.assert_close(
+            torch.cat(outputs[b]), stream[prefix + "encoder_out"], atol=ATOL, rtol=RTOL,
+            msg=lambda m: f"{tag} batched stream {b}: {m}",
+        )
+        assert searches[b].results[0].tokens == stream[prefix + "tokens"].tolist()
