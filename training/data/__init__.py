@@ -8,7 +8,7 @@ events) → `NoiseMixer` and `SpecAugment` on the student's copy of the input.
 
 from configuration_mt2kd import IGNORE_INDEX
 from training_mt2kd.data.collate import AudioCollator
-from training_mt2kd.data.corpus import CorpusSpec, ManifestPathError, load_corpus
+from training_mt2kd.data.corpus import CorpusSpec, ManifestPathError, corpus_spec_from_dict, load_corpus
 from training_mt2kd.data.decode import SkippedExample, decode_waveform
 from training_mt2kd.data.health import DataHealth, SkipReason
 from training_mt2kd.data.labels import LabelSet, SpeakerIndex
@@ -34,6 +34,7 @@ __all__ = [
     "SkippedExample",
     "SpecAugment",
     "SpeakerIndex",
+    "corpus_spec_from_dict",
     "decode_waveform",
     "load_corpus",
 ]

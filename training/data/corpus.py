@@ -17,7 +17,7 @@ import io
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -60,19 +60,24 @@ class CorpusSpec:
     and counted (None disables a bound).
     """
 
-    name: str
-    source: str
-    config: str | None = None
-    split: str = "train"
-    streaming: bool = False
-    columns: dict[str, str] = field(default_factory=lambda: {"audio": "audio"})
-    task: str | Sequence[str] = "asr"
-    weight: float = 1.0
-    root: str | None = None
-    allow_absolute_paths: bool = False
-    min_duration_s: float | None = 1.0
-    max_duration_s: float | None = 30.0
-    cache_dir: str | None = None
+    name: str = field(metadata={"help": "Name used in logs, run summaries and data-health counts."})
+    source: str = field(metadata={"help": "Hub dataset id, or a local csv/tsv/json/jsonl/parquet manifest or audiofolder."})
+    config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
+    split: str = field(default="train", metadata={"help": "Dataset split (or the value of a mapped split column)."})
+    streaming: bool = field(default=False, metadata={"help": "Stream the corpus (IterableDataset) instead of downloading it."})
+    columns: dict[str, str] = field(
+        default_factory=lambda: {"audio": "audio"},
+        metadata={"help": "Our roles → source columns: audio, id, duration, split and each task's label role."},
+    )
+    task: str | Sequence[str] = field(
+        default="asr", metadata={"help": "A task of the task table or distill, or a '+'-joined combination."}
+    )
+    weight: float = field(default=1.0, metadata={"help": "Share of batches drawn from this corpus when several are mixed."})
+    root: str | None = field(default=None, metadata={"help": "Folder that relative audio paths resolve against."})
+    allow_absolute_paths: bool = field(default=False, metadata={"help": "Let a manifest point outside its root."})
+    min_duration_s: float | None = field(default=1.0, metadata={"help": "Shorter examples are dropped (None: no bound)."})
+    max_duration_s: float | None = field(default=30.0, metadata={"help": "Longer examples are dropped (None: no bound)."})
+    cache_dir: str | None = field(default=None, metadata={"help": "datasets cache folder."})
 
     def __post_init__(self) -> None:
         self.columns = dict(self.columns)
@@ -106,6 +111,21 @@ class CorpusSpec:
     def tasks(self) -> tuple[str, ...]:
         """The task ids as a tuple; `task` may be "asr+speaker" or a list."""
         return parse_task_list(self.task)
+
+
+def corpus_spec_from_dict(values: Mapping[str, Any], where: str = "corpus entry", **defaults: Any) -> CorpusSpec:
+    """The one parser of corpus entries (a run configuration's data.train / data.valid / augment.noise,
+    the demo's manifests): keys are `CorpusSpec` fields; `defaults` fill the keys an entry leaves out."""
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{where}: expected a mapping of corpus options such as {{name, source, task}}; got {values!r}")
+    known = [spec_field.name for spec_field in fields(CorpusSpec)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} in {where}; known: {sorted(known)}")
+    merged = {**defaults, **values}
+    if not merged.get("source"):
+        raise ValueError(f"{where}: 'source' (a Hub dataset id, manifest or audio folder) is required")
+    return CorpusSpec(**{"name": "corpus", **merged})
 
 
 def load_corpus(spec: CorpusSpec, health: DataHealth | None = None) -> Dataset | IterableDataset:

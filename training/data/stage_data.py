@@ -26,7 +26,8 @@ from training_mt2kd.data import (
     load_corpus,
 )
 
-from training_mt2kd.recipe.config import RunConfig, corpus_options
+from training_mt2kd.data.corpus import corpus_spec_from_dict
+from training_mt2kd.recipe.config import RunConfig
 from training_mt2kd.tasks import get_task, tasks as task_rows
 
 
@@ -38,20 +39,10 @@ def process_state() -> PartialState:
 
 
 def corpus_spec(values: dict, config: RunConfig) -> CorpusSpec:
-    """A `CorpusSpec` from one corpus entry of the YAML (validated against the documented options)."""
-    options = corpus_options(values)
-    return CorpusSpec(
-        name=options.name,
-        source=options.source,
-        config=options.config,
-        split=options.split,
-        streaming=options.streaming,
-        columns=options.columns or {"audio": "audio"},
-        task=options.task,
-        weight=options.weight,
-        root=options.root,
-        allow_absolute_paths=options.allow_absolute_paths,
-        min_duration_s=config.data.min_duration_s,
+    """A `CorpusSpec` from one corpus entry of the YAML: distilled unless it names a task, with the
+    run's duration bounds unless it sets its own."""
+    return corpus_spec_from_dict(
+        values, "a corpus entry", task="distill", min_duration_s=config.data.min_duration_s,
         max_duration_s=config.data.max_duration_s,
     )
 

@@ -42,7 +42,7 @@ class TaskManifests:
     durations_s: dict[tuple[str, str], float]
 
     def corpus_entry(self, kind: str, split: str, tasks: str, weight: float = 1.0) -> dict[str, Any]:
-        """A `data.train` entry (training/recipe/config.py CorpusOptions) for `tasks` ("asr+speaker", "distill", ...)."""
+        """A `data.train` entry (a `CorpusSpec` entry, see training_mt2kd.data.corpus_spec_from_dict) for `tasks` ("asr+speaker", "distill", ...)."""
         return {
             "name": f"{kind}_{split}",
             "source": str(self.manifests[kind, split]),

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training_mt2kd.data.corpus import CorpusSpec
 from training_mt2kd.yaml_config import apply_override, read_config
 
 
@@ -38,22 +39,8 @@ class ModelOptions:
 
 
 @dataclass
-class CorpusOptions:
-    name: str = option("corpus", "Name used in logs and run summaries.")
-    source: str = option("", "Hub dataset id, or a local csv/json/jsonl manifest or audiofolder.")
-    config: str | None = option(None, "Hub dataset configuration name.")
-    split: str = option("train", "Dataset split.")
-    streaming: bool = option(False, "Stream the corpus (datasets IterableDataset) instead of downloading it.")
-    columns: dict = option({}, "Our roles → dataset columns: audio, text, labels, speaker, id, duration.")
-    task: str = option("distill", "distill | asr | tagging | speaker (or a '+'-joined combination).")
-    weight: float = option(1.0, "Share of batches drawn from this corpus when several are mixed.")
-    root: str | None = option(None, "Folder that relative audio paths in a manifest are resolved against.")
-    allow_absolute_paths: bool = option(False, "Let a manifest point outside its root.")
-
-
-@dataclass
 class DataOptions:
-    train: list = option([], "Training corpora (list of corpus options, see CorpusOptions).")
+    train: list = option([], "Training corpora (list of corpus entries, see below).")
     valid: list = option([], "Validation corpora (losses only).")
     max_batch_duration_s: float = option(300.0, "Total seconds of audio per batch (per process).")
     min_duration_s: float = option(1.0, "Shorter utterances are skipped.")
@@ -149,10 +136,6 @@ def config_from_dict(values: dict, where: str = "config") -> RunConfig:
     return RunConfig(**sections)
 
 
-def corpus_options(values: dict) -> CorpusOptions:
-    return _section_from_dict(CorpusOptions, values, "a corpus entry")
-
-
 def options_help() -> str:
     """Every option of every section with its default and meaning (for --help)."""
     lines = ["configuration options (YAML sections; override with --set section.option=value):"]
@@ -162,8 +145,11 @@ def options_help() -> str:
             default = getattr(factory(), f.name)
             text = textwrap.fill(f.metadata["help"], width=88, initial_indent=" " * 8, subsequent_indent=" " * 8)
             lines.append(f"    {f.name} (default: {default!r})\n{text}")
-    lines.append("\n  corpus entries (data.train, data.valid, augment.noise):")
-    for f in dataclasses.fields(CorpusOptions):
+    lines.append(
+        "\n  corpus entries (data.train, data.valid, augment.noise; training_mt2kd.data.CorpusSpec; task defaults to "
+        "distill, the duration bounds to data.min_duration_s / data.max_duration_s):"
+    )
+    for f in dataclasses.fields(CorpusSpec):
         lines.append(f"    {f.name}: {f.metadata['help']}")
     return "\n".join(lines)
 
