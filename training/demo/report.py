@@ -78,6 +78,18 @@ def write_report(path: Path, results: dict[str, Any]) -> Path:
         "",
         *_unlearnt_task_lines(comparison),
         *teacher_report_lines(results),
+        *_floor_lines(value),
+        *_plot_lines(),
+        *_setup_lines(results),
+        *_timing_lines(results),
+        *_model_lines(results),
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _floor_lines(value: dict[str, dict[str, str]]) -> list[str]:
+    return [
         "## Floors",
         "",
         f"- ASR: MT2KD's WER is {value['asr']['mt2kd']} % against {value['asr']['untrained']} % for the untrained "
@@ -87,6 +99,11 @@ def write_report(path: Path, results: dict[str, Any]) -> Path:
         f"- Speaker verification: MT2KD's EER is {value['speaker']['mt2kd']} % against 50 % for chance "
         f"({value['speaker']['untrained']} % for the untrained model).",
         "",
+    ]
+
+
+def _plot_lines() -> list[str]:
+    return [
         "## Plots",
         "",
         "![training losses](plots/loss_curves.png)",
@@ -98,8 +115,11 @@ def write_report(path: Path, results: dict[str, Any]) -> Path:
         "",
         "![DET curves](plots/det_curve.png)",
         "",
-        *_setup_lines(results),
-        *_timing_lines(results),
+    ]
+
+
+def _model_lines(results: dict[str, Any]) -> list[str]:
+    return [
         "## The model",
         "",
         f"`{results['model_dir']}/` holds the stage-2 MT2KD model ({results['model_parameters']:,} parameters, "
@@ -121,8 +141,35 @@ def write_report(path: Path, results: dict[str, Any]) -> Path:
         "`results.json`, each training run (config, history.jsonl, final model) in `runs/`.",
         "",
     ]
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+
+
+def _seed_verdicts(per_seed: Sequence[dict[str, Any]]) -> list[str]:
+    """Per task: the verdict on the means over the seeds, and in how many seeds MT2KD was better."""
+    verdicts = []
+    for task in TASKS:
+        mt2kd = [results["comparison"][task]["mt2kd"] for results in per_seed]
+        scratch = [results["comparison"][task]["scratch"] for results in per_seed]
+        wins = sum(beats(task, ours, theirs) for ours, theirs in zip(mt2kd, scratch))
+        mean_beat = beats(task, statistics.fmean(mt2kd), statistics.fmean(scratch))
+        verdicts.append(
+            verdict_line(task, _mean_sd(mt2kd), _mean_sd(scratch), mean_beat)[:-1]
+            + f"; better in {wins} of {len(per_seed)} seeds."
+        )
+    return verdicts
+
+
+def _per_seed_rows(per_seed: Sequence[dict[str, Any]], seed_dirs: Sequence[str]) -> list[str]:
+    """One table row per seed: MT2KD / scratch / single-task per task, and a link to its report."""
+    return [
+        f"| {results['seed']} | "
+        + " | ".join(
+            f"{results['comparison'][task]['mt2kd']:.2f} / {results['comparison'][task]['scratch']:.2f} / "
+            f"{results['comparison'][task]['single_task']:.2f}"
+            for task in TASKS
+        )
+        + f" | [report]({folder}/report.md) |"
+        for results, folder in zip(per_seed, seed_dirs)
+    ]
 
 
 UNLEARNT_WER = 90.0
@@ -204,26 +251,6 @@ def write_reproduce_report(path: Path, per_seed: Sequence[dict[str, Any]], seed_
         cells = [_mean_sd(column(task, key)) if task in tasks else "–" for task in TASKS]
         return f"| {title} | {' | '.join(cells)} |"
 
-    verdicts = []
-    for task in TASKS:
-        wins = sum(
-            beats(task, mt2kd, scratch) for mt2kd, scratch in zip(column(task, "mt2kd"), column(task, "scratch"))
-        )
-        mean_beat = beats(task, statistics.fmean(column(task, "mt2kd")), statistics.fmean(column(task, "scratch")))
-        verdicts.append(
-            verdict_line(task, _mean_sd(column(task, "mt2kd")), _mean_sd(column(task, "scratch")), mean_beat)[:-1]
-            + f"; better in {wins} of {len(per_seed)} seeds."
-        )
-    per_seed_rows = [
-        f"| {results['seed']} | "
-        + " | ".join(
-            f"{results['comparison'][task]['mt2kd']:.2f} / {results['comparison'][task]['scratch']:.2f} / "
-            f"{results['comparison'][task]['single_task']:.2f}"
-            for task in TASKS
-        )
-        + f" | [report]({folder}/report.md) |"
-        for results, folder in zip(per_seed, seed_dirs)
-    ]
     lines = [
         "# MT2KD reproduce-small report",
         "",
@@ -242,7 +269,7 @@ def write_reproduce_report(path: Path, per_seed: Sequence[dict[str, Any]], seed_
         "",
         "Judged on the means; the count says in how many seeds MT2KD was better.",
         "",
-        *verdicts,
+        *_seed_verdicts(per_seed),
         "",
         "## Every seed",
         "",
@@ -250,7 +277,7 @@ def write_reproduce_report(path: Path, per_seed: Sequence[dict[str, Any]], seed_
         "",
         "| seed | WER | mAP | EER | details |",
         "|---|---|---|---|---|",
-        *per_seed_rows,
+        *_per_seed_rows(per_seed, seed_dirs),
         "",
         "![per-task results](plots/task_bars.png)",
         "",

@@ -103,14 +103,9 @@ def synthesize_demo_corpus(
         seed, num_speakers, utterances_per_speaker, num_event_clips, num_dev_speakers, num_test_speakers, sentences
     )
     marker = root / MARKER_NAME
-    if marker.is_file():
-        corpus = load_demo_corpus(root)
-        parts = (*corpus.manifests.values(), corpus.trials, corpus.speakers)
-        if json.loads(marker.read_text())["parameters"] == parameters and all(path.is_file() for path in parts):
-            return corpus
-        # A corpus made by this function with other parameters (or since damaged): ours to replace.
-        marker.unlink()
-        shutil.rmtree(root / "wav", ignore_errors=True)
+    reusable = _reusable_corpus(root, parameters)
+    if reusable is not None:
+        return reusable
 
     speakers = sample_speakers(num_speakers, seed)
     num_train_speakers = num_speakers - num_dev_speakers - num_test_speakers
@@ -119,23 +114,7 @@ def synthesize_demo_corpus(
     plans = _speech_plans(speakers, speaker_splits, utterances_per_speaker, seed, sentences)
     plans += _event_plans(num_event_clips, seed)
 
-    rows: dict[str, list[dict[str, str]]] = {split: [] for split in SPLITS}
-    for plan in tqdm(plans, desc="synthesising demo corpus", unit="clip", disable=not show_progress):
-        audio, labels = _render(plan)
-        path = root / plan.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        soundfile.write(path, _to_pcm16(audio), SAMPLE_RATE, subtype="PCM_16")
-        rows[plan.split].append(
-            {
-                "path": plan.path,
-                "transcript": plan.transcript,
-                "speaker": plan.speaker.speaker_id if plan.speaker is not None else "",
-                "labels": LABEL_SEPARATOR.join(labels),
-                "duration_s": f"{len(audio) / SAMPLE_RATE:.3f}",
-                "split": plan.split,
-            }
-        )
-
+    rows = _render_clips(plans, root, show_progress)
     for split in SPLITS:
         _write_csv(root / f"{split}.csv", MANIFEST_COLUMNS, rows[split])
     speaker_rows = [
@@ -157,6 +136,42 @@ def synthesize_demo_corpus(
         + "\n"
     )
     return load_demo_corpus(root)
+
+
+def _reusable_corpus(root: Path, parameters: dict) -> DemoCorpus | None:
+    """The corpus already in `root` when it is complete and made with `parameters`; otherwise None,
+    after removing a corpus made by this function with other parameters (or since damaged)."""
+    marker = root / MARKER_NAME
+    if not marker.is_file():
+        return None
+    corpus = load_demo_corpus(root)
+    parts = (*corpus.manifests.values(), corpus.trials, corpus.speakers)
+    if json.loads(marker.read_text())["parameters"] == parameters and all(path.is_file() for path in parts):
+        return corpus
+    marker.unlink()
+    shutil.rmtree(root / "wav", ignore_errors=True)
+    return None
+
+
+def _render_clips(plans: list, root: Path, show_progress: bool) -> dict[str, list[dict[str, str]]]:
+    """Synthesise and write every planned clip; its manifest rows by split."""
+    rows: dict[str, list[dict[str, str]]] = {split: [] for split in SPLITS}
+    for plan in tqdm(plans, desc="synthesising demo corpus", unit="clip", disable=not show_progress):
+        audio, labels = _render(plan)
+        path = root / plan.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(path, _to_pcm16(audio), SAMPLE_RATE, subtype="PCM_16")
+        rows[plan.split].append(
+            {
+                "path": plan.path,
+                "transcript": plan.transcript,
+                "speaker": plan.speaker.speaker_id if plan.speaker is not None else "",
+                "labels": LABEL_SEPARATOR.join(labels),
+                "duration_s": f"{len(audio) / SAMPLE_RATE:.3f}",
+                "split": plan.split,
+            }
+        )
+    return rows
 
 
 def load_demo_corpus(output_dir: str | Path) -> DemoCorpus:
