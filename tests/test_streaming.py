@@ -12,7 +12,7 @@ from transformers import pipeline
 
 from configuration_mt2kd import MT2KDConfig
 from modeling_mt2kd import MT2KDForMultiTask
-from modeling_mt2kd.decoding import greedy_search
+from modeling_mt2kd.decoding import ctc_greedy_decode, greedy_search, modified_beam_search
 from modeling_mt2kd.decoding.streaming_recognizer import TAIL_PADDING_FRAMES, StreamingRecognizer
 from modeling_mt2kd.encoder.streaming import LOG_EPS, LOOKAHEAD_FBANK_FRAMES
 from processing_mt2kd import MT2KDFeatureExtractor, train_bpe_tokenizer
@@ -55,7 +55,7 @@ def pieces(audio: np.ndarray, size: int):
     return (audio[start : start + size] for start in range(0, len(audio), size))
 
 
-def simulated_streaming_tokens(model, features: np.ndarray) -> list[int]:
+def simulated_streaming_tokens(model, features: np.ndarray, decoding_method: str = "greedy_search") -> list[int]:
     """Greedy tokens of ONE full forward with chunk-limited attention on the input a stream sees: the fbank, the
     end-of-stream LOG_EPS frames, and LOG_EPS up to a whole number of chunks (all frames valid)."""
     chunk_frames = 2 * CHUNK_SIZE
@@ -67,7 +67,8 @@ def simulated_streaming_tokens(model, features: np.ndarray) -> list[int]:
     with torch.no_grad():
         encoder_out = model.mt2kd(inputs).last_hidden_state[:, : num_chunks * CHUNK_SIZE // 2]
     lengths = torch.tensor([encoder_out.shape[1]])
-    return greedy_search(encoder_out, lengths, model.transducer.predictor, model.transducer.joiner)[0].tokens
+    search = greedy_search if decoding_method == "greedy_search" else modified_beam_search
+    return search(encoder_out, lengths, model.transducer.predictor, model.transducer.joiner)[0].tokens
 
 
 @pytest.mark.parametrize("path", RECORDINGS)
@@ -103,6 +104,34 @@ def test_streamed_tokens_equal_the_same_models_simulated_streaming_tokens(data_d
     # Partial results only grow: each is a prefix of the next.
     for earlier, later in zip(partials, partials[1:]):
         assert later["tokens"][: len(earlier["tokens"])] == earlier["tokens"]
+
+
+def test_streamed_modified_beam_search_equals_beam_search_on_the_simulated_stream(data_dir, streaming_asr):
+    model, extractor, tokenizer = streaming_asr.model, streaming_asr.feature_extractor, streaming_asr.tokenizer
+    audio, rate = read(data_dir, RECORDINGS[0])
+    final = list(
+        stream_transcripts(model, extractor, tokenizer, pieces(audio, 1000), rate, "modified_beam_search", beam=4)
+    )[-1]
+    features = extractor(audio, sampling_rate=rate, return_tensors="np")["input_features"][0]
+    assert final["tokens"] == simulated_streaming_tokens(model, features, "modified_beam_search")
+
+
+def test_streamed_ctc_equals_ctc_decoding_of_the_simulated_stream(data_dir, model_folder):
+    model = MT2KDForMultiTask.from_pretrained(model_folder).eval()
+    audio, rate = read(data_dir, RECORDINGS[0])
+    features = MT2KDFeatureExtractor()(audio, sampling_rate=rate, return_tensors="np")["input_features"][0]
+    recognizer = StreamingRecognizer(model, "ctc_greedy_search")
+    for start in range(0, len(features), 11):
+        recognizer.accept_features(torch.from_numpy(features[start : start + 11]))
+    streamed = recognizer.finish()
+    padded = len(features) + LOOKAHEAD_FBANK_FRAMES + TAIL_PADDING_FRAMES
+    num_chunks = -(-padded // (2 * CHUNK_SIZE))
+    inputs = torch.full((1, num_chunks * 2 * CHUNK_SIZE + LOOKAHEAD_FBANK_FRAMES, 80), LOG_EPS)
+    inputs[0, : len(features)] = torch.from_numpy(features)
+    with torch.no_grad():
+        logits = model(inputs).ctc_logits[:, : num_chunks * CHUNK_SIZE // 2]
+    reference = ctc_greedy_decode(logits, torch.tensor([logits.shape[1]]), model.config.blank_id)[0]
+    assert (streamed.tokens, streamed.frames) == (reference.tokens, reference.frames)
 
 
 def test_pipeline_transcribes_a_recording_as_a_stream(data_dir, streaming_asr):

@@ -6,12 +6,12 @@ import torch
 
 from ..encoder.streaming import LOG_EPS, LOOKAHEAD_FBANK_FRAMES, chunk_input_frames
 from .decoded_sequence import DecodedSequence
-from .streaming_search import StreamingCTCSearch, StreamingGreedySearch
+from .streaming_search import StreamingCTCSearch, StreamingGreedySearch, StreamingModifiedBeamSearch
 
 # LOG_EPS frames appended at the end of a stream beyond the front end's look-ahead, so the last
 # real frames reach the output (the authors' DecodeStream.set_features(tail_pad_len=30)).
 TAIL_PADDING_FRAMES = 30
-DECODING_METHODS = ("greedy_search", "ctc_greedy_search")
+DECODING_METHODS = ("greedy_search", "modified_beam_search", "ctc_greedy_search")
 
 
 class StreamingRecognizer:
@@ -24,9 +24,10 @@ class StreamingRecognizer:
 
     Args:
         model: a causal `MT2KDForRNNT`, `MT2KDForMultiTask` or `MT2KDForCTC`, in eval mode.
-        decoding_method: "greedy_search" (transducer) or "ctc_greedy_search".
+        decoding_method: "greedy_search" or "modified_beam_search" (transducer), or "ctc_greedy_search".
         chunk_size, left_context_frames: 50 Hz frames; default the model config's.
         blank_penalty: subtracted from the blank logit of the transducer (> 0 favours tokens).
+        beam: hypotheses kept by modified_beam_search.
     """
 
     def __init__(
@@ -36,12 +37,13 @@ class StreamingRecognizer:
         chunk_size: int | None = None,
         left_context_frames: int | None = None,
         blank_penalty: float = 0.0,
+        beam: int = 4,
     ):
         if decoding_method not in DECODING_METHODS:
             raise ValueError(f"decoding_method must be one of {DECODING_METHODS}; got {decoding_method!r}")
         transducer = getattr(model, "transducer", None)
         ctc_head = getattr(model, "ctc_head", None)
-        if decoding_method == "greedy_search" and transducer is None:
+        if decoding_method != "ctc_greedy_search" and transducer is None:
             raise ValueError(f"{type(model).__name__} has no transducer head; use decoding_method='ctc_greedy_search'")
         if decoding_method == "ctc_greedy_search" and ctc_head is None:
             raise ValueError(f"{type(model).__name__} has no CTC head; use decoding_method='greedy_search'")
@@ -51,6 +53,8 @@ class StreamingRecognizer:
         device = self.state.processed_frames.device
         if decoding_method == "greedy_search":
             self.search = StreamingGreedySearch(transducer.predictor, transducer.joiner, 1, blank_penalty, device)
+        elif decoding_method == "modified_beam_search":
+            self.search = StreamingModifiedBeamSearch(transducer.predictor, transducer.joiner, 1, beam, blank_penalty)
         else:
             self.search = StreamingCTCSearch(model.config.blank_id, 1)
         self.buffer = torch.empty(0, model.config.num_mel_bins, device=device)
@@ -98,9 +102,9 @@ class StreamingRecognizer:
     def _decode_chunk(self, features: torch.Tensor) -> None:
         output = self.model.mt2kd.streaming_forward(features.unsqueeze(0), self.state)
         self.state = output.state
-        if self.decoding_method == "greedy_search":
-            self.search.step(output.last_hidden_state)
-        else:
+        if self.decoding_method == "ctc_greedy_search":
             self.search.step(self.model.ctc_head(output.last_hidden_state))
+        else:
+            self.search.step(output.last_hidden_state)
         self.buffer = self.buffer[2 * self.chunk_size :]
         self.chunks_done += 1

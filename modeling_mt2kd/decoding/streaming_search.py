@@ -9,7 +9,14 @@ from __future__ import annotations
 import torch
 
 from .decoded_sequence import DecodedSequence
-from .transducer_search import TransducerJoiner, TransducerPredictor, _project_predictor, _start_context
+from .transducer_search import (
+    TransducerJoiner,
+    TransducerPredictor,
+    _joint_log_probs,
+    _log_add,
+    _project_predictor,
+    _start_context,
+)
 
 
 class StreamingGreedySearch:
@@ -117,4 +124,94 @@ class StreamingCTCSearch:
                     result.frames.append(self.frames_done[row] + frame)
                 self.previous[row] = token
             self.frames_done[row] += min(limits[row], num_frames)
+        return self.results
+
+
+class StreamingModifiedBeamSearch:
+    """Modified beam search (at most one token per frame, hypotheses merged by token sequence) over successive
+    chunks: the beam of every stream persists across chunks, so decoding a stream chunk by chunk gives what
+    `modified_beam_search` gives on all its frames at once.
+    """
+
+    def __init__(
+        self,
+        predictor: TransducerPredictor,
+        joiner: TransducerJoiner,
+        batch_size: int = 1,
+        beam: int = 4,
+        blank_penalty: float = 0.0,
+        length_norm: bool = True,
+    ):
+        if beam < 1:
+            raise ValueError(f"beam must be at least 1; got {beam}")
+        self.predictor, self.joiner = predictor, joiner
+        self.beam, self.blank_penalty, self.length_norm = beam, blank_penalty, length_norm
+        self.start_context = _start_context(predictor)
+        # Per stream: token sequence -> (frames of its tokens, log-probability).
+        self.beams: list[dict[tuple[int, ...], tuple[tuple[int, ...], float]]] = [
+            {(): ((), 0.0)} for _ in range(batch_size)
+        ]
+        self.frames_done = [0] * batch_size
+
+    @property
+    def results(self) -> list[DecodedSequence]:
+        """The best hypothesis of each stream so far (by score / (tokens + context_size) with length_norm)."""
+        context_size = len(self.start_context)
+
+        def rank(item):
+            tokens, (_, score) = item
+            return score / (len(tokens) + context_size) if self.length_norm else score
+
+        best = [max(beam.items(), key=rank) for beam in self.beams]
+        return [DecodedSequence(tokens=list(tokens), frames=list(frames), score=score) for tokens, (frames, score) in best]
+
+    @torch.no_grad()
+    def step(self, encoder_out: torch.Tensor, lengths: torch.Tensor | None = None) -> list[DecodedSequence]:
+        """Decode one chunk's encoder output (batch, frames, hidden); returns the best results so far."""
+        batch_size = len(self.beams)
+        if encoder_out.ndim != 3 or encoder_out.shape[0] != batch_size:
+            raise ValueError(
+                f"expected encoder output of shape ({batch_size}, frames, hidden); got {tuple(encoder_out.shape)}"
+            )
+        num_frames = encoder_out.shape[1]
+        limits = [num_frames] * batch_size if lengths is None else [min(int(n), num_frames) for n in lengths.tolist()]
+        device = encoder_out.device
+        blank_id = self.predictor.blank_id
+        context_size = len(self.start_context)
+        projected_frames = self.joiner.encoder_proj(encoder_out)
+        for frame in range(num_frames):
+            active = [stream for stream in range(batch_size) if frame < limits[stream]]
+            if not active:
+                break
+            hypotheses = [(stream, tokens) for stream in active for tokens in self.beams[stream]]
+            contexts = torch.tensor(
+                [(self.start_context + tokens)[-context_size:] for _, tokens in hypotheses], dtype=torch.long,
+                device=device,
+            )
+            rows = torch.tensor([stream for stream, _ in hypotheses], device=device)
+            log_probs = _joint_log_probs(
+                self.joiner, projected_frames[rows, frame], _project_predictor(self.predictor, self.joiner, contexts),
+                blank_id, self.blank_penalty,
+            ).double()
+            for stream in active:
+                old = list(self.beams[stream].items())
+                start = next(i for i, (s, _) in enumerate(hypotheses) if s == stream)
+                scores = log_probs[start : start + len(old)] + torch.tensor(
+                    [score for _, (_, score) in old], dtype=torch.float64, device=device
+                ).unsqueeze(1)
+                top_scores, top_indices = scores.flatten().topk(min(self.beam, scores.numel()))
+                vocab_size = scores.shape[1]
+                new_beam: dict[tuple[int, ...], tuple[tuple[int, ...], float]] = {}
+                for score, index in zip(top_scores.tolist(), top_indices.tolist()):
+                    tokens, (frames, _) = old[index // vocab_size]
+                    token = index % vocab_size
+                    if token != blank_id:
+                        tokens, frames = tokens + (token,), frames + (self.frames_done[stream] + frame,)
+                    if tokens in new_beam:  # best first: keep the earlier frames, add the probabilities
+                        kept_frames, kept_score = new_beam[tokens]
+                        new_beam[tokens] = (kept_frames, _log_add(kept_score, score))
+                    else:
+                        new_beam[tokens] = (frames, score)
+                self.beams[stream] = new_beam
+        self.frames_done = [done + limit for done, limit in zip(self.frames_done, limits)]
         return self.results

@@ -38,6 +38,7 @@ def stream_transcripts(
     chunk_size: int | None = None,
     left_context_frames: int | None = None,
     return_timestamps: str | None = "word",
+    beam: int = 4,
 ) -> Iterator[dict[str, Any]]:
     """Transcribe one stream as its audio arrives.
 
@@ -46,18 +47,20 @@ def stream_transcripts(
         feature_extractor, tokenizer: the model's front end and BPE tokenizer.
         audio_pieces: successive pieces of ONE recording (1-D arrays/tensors of samples, any length).
         sampling_rate: rate of the pieces in Hz (default 16000); fixed for the stream.
-        decoding_method: "greedy_search" (transducer) or "ctc_greedy_search".
+        decoding_method: "greedy_search" or "modified_beam_search" (transducer), or "ctc_greedy_search".
         chunk_size, left_context_frames: streaming chunk and left context in 50 Hz frames (default: the config's).
         return_timestamps: "word", "char" or None.
+        beam: hypotheses kept by modified_beam_search (its partial result is the best hypothesis so far, which
+            may change its earlier tokens).
 
     Yields:
         After every piece `{"text", "chunks" (with timestamps), "tokens", "audio_s", "is_final": False}`: the
         transcript so far (it only grows), then one last result with `"is_final": True` at the end of the stream.
-        Times are seconds from the start of the stream.
+        Times are seconds from the start of the stream. With greedy search the transcript only grows.
     """
     return_timestamps = check_timestamp_level(return_timestamps)
     features = StreamingFeatureExtractor(feature_extractor, sampling_rate)
-    recognizer = StreamingRecognizer(model, decoding_method, chunk_size, left_context_frames)
+    recognizer = StreamingRecognizer(model, decoding_method, chunk_size, left_context_frames, beam=beam)
     samples_per_frame = model.config.inputs_to_logits_ratio
     rate = feature_extractor.sampling_rate
 
@@ -91,7 +94,8 @@ class MT2KDStreamingASRPipeline(Pipeline):
     stream would have produced.
 
     Call parameters:
-        decoding_method: "greedy_search" (default) or "ctc_greedy_search".
+        decoding_method: "greedy_search" (default), "modified_beam_search" or "ctc_greedy_search".
+        beam: hypotheses kept by modified_beam_search (default 4).
         chunk_size, left_context_frames: 50 Hz frames (default: the model config's).
         stream_chunk_s: piece length when a whole recording is streamed (default 0.1 s).
         return_timestamps: "word" or "char" for `"chunks"` with (start_s, end_s) per word / character.
@@ -111,12 +115,17 @@ class MT2KDStreamingASRPipeline(Pipeline):
         stream_chunk_s: float | None = None,
         return_timestamps: str | bool | None = None,
         return_partials: bool | None = None,
+        beam: int | None = None,
     ) -> tuple[dict, dict, dict]:
         forward_params: dict[str, Any] = {}
         if decoding_method is not None:
             if decoding_method not in DECODING_METHODS:
                 raise ValueError(f"decoding_method must be one of {DECODING_METHODS}; got {decoding_method!r}")
             forward_params["decoding_method"] = decoding_method
+        if beam is not None:
+            if not isinstance(beam, int) or beam < 1:
+                raise ValueError(f"beam must be a whole number >= 1 (e.g. 4); got {beam!r}")
+            forward_params["beam"] = beam
         if chunk_size is not None:
             forward_params["chunk_size"] = chunk_size
         if left_context_frames is not None:
