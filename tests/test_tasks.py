@@ -11,7 +11,9 @@ from torch import nn
 from configuration_mt2kd import IGNORE_INDEX, MT2KDConfig
 from modeling_mt2kd import MT2KDForMultiTask
 from processing_mt2kd import MT2KDFeatureExtractor
-from training_mt2kd.data import AudioCollator, CorpusMixture, CorpusSpec, LabelSet, SpeakerIndex, load_corpus
+from training_mt2kd.data import (
+    AudioCollator, CorpusMixture, CorpusSpec, LabelSet, SpeakerIndex, corpus_spec_from_dict, load_corpus,
+)
 from training_mt2kd.tasks import (
     Task,
     TaskHead,
@@ -152,3 +154,9 @@ def test_a_toy_task_added_as_one_row_and_a_head_trains_one_step(gender_task, gen
     torch.optim.SGD(model.gender_head.parameters(), lr=1e-3).step()
     assert not torch.equal(model.gender_head.proj.weight, before)
     assert forward_with_tasks(model, **inputs).loss < output.loss
+
+
+def test_a_corpus_entry_with_an_unknown_option_is_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['colums'\]"):
+        corpus_spec_from_dict({"source": "x.csv", "colums": {}})
+    assert corpus_spec_from_dict({"source": "x.csv"}, task="distill").tasks == ("distill",)
