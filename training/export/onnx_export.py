@@ -6,6 +6,7 @@ Written into the output folder (each head's files only when the model has the he
 |---|---|---|
 | `model.onnx` | `input_features` (batch, frames, 80), `attention_mask` (batch, frames) → `last_hidden_state`, `output_lengths`, `output_attention_mask`, `transducer_encoder_out`, `ctc_log_probs`, `tagging_probs`, `speaker_embeddings` | onnxruntime, batch-first like the PyTorch model |
 | `encoder.onnx`, `decoder.onnx`, `joiner.onnx`, `tokens.txt` | icefall's offline transducer interface | sherpa-onnx `OfflineRecognizer.from_transducer`, or your own search |
+| `encoder-streaming.onnx` | `x` (N, 2·chunk_size + 13, 80) + cached states → `encoder_out` + new states (causal transducers only) | sherpa-onnx `OnlineRecognizer.from_transducer` with decoder / joiner / tokens above (`streaming_export.py`) |
 | `ctc.onnx` (+ `tokens.txt`) | `x`, `x_lens` → `log_probs`, `log_probs_len` | sherpa-onnx `OfflineRecognizer.from_zipformer_ctc` |
 | `tagging.onnx`, `tagging_labels.csv` | `x`, `x_lens` → `probs` | sherpa-onnx `AudioTagging` |
 | `speaker.onnx` | `x` (1, frames, 80) → `embedding` | sherpa-onnx `SpeakerEmbeddingExtractor` |
@@ -137,6 +138,10 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, dtype: str = "fp3
                 f"{file_name} does not reproduce PyTorch: max |onnxruntime - torch| = {worst:.3g} > {FP32_TOLERANCE} "
                 f"({differences}); this is an exporter problem, please report it with the model folder's config.json"
             )
+    if transducer is not None and config.causal:
+        from .streaming_export import write_streaming_encoder
+
+        report.files.update(write_streaming_encoder(model, output_dir, dtype, opset))
     (output_dir / REPORT_FILE).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     return report
 
