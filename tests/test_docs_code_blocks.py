@@ -81,6 +81,9 @@ NOT_AS_WRITTEN = {
         covered_by="tests/test_export_onnx.py"),
     ("docs/export.md", 'export_onnx("FOLDER", "ONNX_DIR"'): NotAsWritten(
         "FOLDER and ONNX_DIR are placeholders", covered_by="tests/test_export_onnx.py"),
+    ("docs/export.md", "sherpa_onnx.OnlineRecognizer.from_transducer("): NotAsWritten(
+        "fragment: ONNX_DIR is a placeholder for a causal model's export and `pieces` the reader's audio source",
+        covered_by="tests/test_export_sherpa_onnx_streaming.py"),
     ("docs/release.md", "python hub_upload.py FOLDER --repo-id user/name"): NotAsWritten(
         "synopsis with placeholders", reduced="python hub_upload.py --help"),
     ("docs/release.md", "--checkpoint icefall-mt2kd/exp/CHECKPOINT.pt"): NotAsWritten(

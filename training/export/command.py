@@ -13,7 +13,8 @@ DESCRIPTION = """Export an MT2KD model folder to ONNX.
 
 Writes model.onnx (encoder + every head, batch-first input_features / attention_mask), and what sherpa-onnx loads:
 encoder.onnx, decoder.onnx, joiner.onnx and tokens.txt (transducer), ctc.onnx (CTC), tagging.onnx and
-tagging_labels.csv (tagging), speaker.onnx (speaker embedding), each only when the model has that head; export.json
+tagging_labels.csv (tagging), speaker.onnx (speaker embedding), each only when the model has that head, and
+encoder-streaming.onnx for sherpa-onnx's online recognizer when the model is a causal transducer; export.json
 records dtype, opset, versions and each file's measured difference from PyTorch. See docs/export.md."""
 
 
