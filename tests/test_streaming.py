@@ -288,3 +288,40 @@ def test_kd_distils_into_a_causal_student_from_the_yaml(tmp_path):
     final = kd.main(kd_arguments(teachers, tmp_path / "run", 2, "--set", f"model.overrides={overrides}"))
     config = MT2KDConfig.from_pretrained(final)
     assert config.causal and config.training_chunk_sizes == (16, 32, 64, -1)
+
+
+def test_tags_and_speaker_embedding_at_the_end_of_the_stream_equal_the_simulated_stream(data_dir, model_folder):
+    model = MT2KDForMultiTask.from_pretrained(model_folder).eval()
+    audio, rate = read(data_dir, RECORDINGS[0])
+    features = MT2KDFeatureExtractor()(audio, sampling_rate=rate, return_tensors="np")["input_features"][0]
+    recognizer = StreamingRecognizer(model, keep_encoder_frames=None)
+    recognizer.accept_features(torch.from_numpy(features))
+    recognizer.finish()
+    streamed = recognizer.utterance_outputs()
+    padded = len(features) + LOOKAHEAD_FBANK_FRAMES + TAIL_PADDING_FRAMES
+    num_chunks = -(-padded // (2 * CHUNK_SIZE))
+    inputs = torch.full((1, num_chunks * 2 * CHUNK_SIZE + LOOKAHEAD_FBANK_FRAMES, 80), LOG_EPS)
+    inputs[0, : len(features)] = torch.from_numpy(features)
+    audio_frames = ((len(features) - 7) // 2 + 1) // 2
+    with torch.no_grad():
+        hidden = model.mt2kd(inputs).last_hidden_state[:, :audio_frames]
+        mask = torch.ones(1, audio_frames, dtype=torch.bool)
+        torch.testing.assert_close(streamed["tagging_logits"], model.tagging_head(hidden, mask)[0], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(streamed["speaker_embedding"], model.speaker_head(hidden, mask)[0], atol=1e-4, rtol=1e-4)
+    window = StreamingRecognizer(model, keep_encoder_frames=20)
+    window.accept_features(torch.from_numpy(features))
+    assert window.kept_frames.shape[0] <= 20 and window.utterance_outputs()["tagging_logits"].shape == (model.config.num_labels,)
+
+
+def test_stream_transcripts_adds_tags_and_speaker_embedding_to_the_final_result(data_dir, model_folder, streaming_asr):
+    model = MT2KDForMultiTask.from_pretrained(model_folder).eval()
+    audio, rate = read(data_dir, RECORDINGS[0])
+    results = list(stream_transcripts(
+        model, streaming_asr.feature_extractor, streaming_asr.tokenizer, pieces(audio, 1600), rate,
+        top_k_tags=3, return_speaker_embedding=True,
+    ))
+    assert "tags" not in results[0] and len(results[-1]["tags"]) == 3
+    assert len(results[-1]["speaker_embedding"]) == model.config.speaker_embedding_dim
+    with pytest.raises(ValueError, match="no audio-tagging head"):
+        list(stream_transcripts(streaming_asr.model, streaming_asr.feature_extractor, streaming_asr.tokenizer,
+                                pieces(audio, 1600), rate, top_k_tags=3))

@@ -28,6 +28,8 @@ class StreamingRecognizer:
         chunk_size, left_context_frames: 50 Hz frames; default the model config's.
         blank_penalty: subtracted from the blank logit of the transducer (> 0 favours tokens).
         beam: hypotheses kept by modified_beam_search.
+        keep_encoder_frames: encoder frames (25 Hz) kept for the utterance-level heads (`utterance_outputs`):
+            0 keeps none (default), None the whole stream, n the last n frames (a sliding window, bounded memory).
     """
 
     def __init__(
@@ -38,7 +40,10 @@ class StreamingRecognizer:
         left_context_frames: int | None = None,
         blank_penalty: float = 0.0,
         beam: int = 4,
+        keep_encoder_frames: int | None = 0,
     ):
+        if keep_encoder_frames is not None and (not isinstance(keep_encoder_frames, int) or keep_encoder_frames < 0):
+            raise ValueError(f"keep_encoder_frames must be None (all), 0 (none) or a positive count; got {keep_encoder_frames!r}")
         if decoding_method not in DECODING_METHODS:
             raise ValueError(f"decoding_method must be one of {DECODING_METHODS}; got {decoding_method!r}")
         transducer = getattr(model, "transducer", None)
@@ -60,6 +65,10 @@ class StreamingRecognizer:
         self.buffer = torch.empty(0, model.config.num_mel_bins, device=device)
         self.finished = False
         self.chunks_done = 0
+        self.keep_encoder_frames = keep_encoder_frames
+        self.kept_frames = torch.empty(0, model.config.output_dim, device=device)
+        self.encoder_frames_done = 0
+        self.audio_fbank_frames = 0  # fbank frames of real audio (not the end-of-stream padding)
 
     @property
     def chunk_size(self) -> int:
@@ -79,6 +88,7 @@ class StreamingRecognizer:
             shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
             raise ValueError(f"expected fbank frames of shape (frames, {mel}); got {shape}")
         self.buffer = torch.cat([self.buffer, features.to(self.buffer)])
+        self.audio_fbank_frames += features.shape[0]
         needed = chunk_input_frames(self.chunk_size)
         while self.buffer.shape[0] >= needed:
             self._decode_chunk(self.buffer[:needed])
@@ -108,3 +118,27 @@ class StreamingRecognizer:
             self.search.step(output.last_hidden_state)
         self.buffer = self.buffer[2 * self.chunk_size :]
         self.chunks_done += 1
+        if self.keep_encoder_frames != 0:
+            kept = torch.cat([self.kept_frames, output.last_hidden_state[0]])
+            self.kept_frames = kept if self.keep_encoder_frames is None else kept[-self.keep_encoder_frames :]
+        self.encoder_frames_done += output.last_hidden_state.shape[1]
+
+    @torch.no_grad()
+    def utterance_outputs(self) -> dict[str, torch.Tensor]:
+        """Audio-tagging logits (num_labels,) and speaker embedding (speaker_embedding_dim,) over the kept encoder
+        frames that come from real audio (not the end-of-stream padding), for the heads the model has: at the end
+        of the stream (`keep_encoder_frames=None`) or over the last window so far."""
+        if self.keep_encoder_frames == 0:
+            raise RuntimeError("construct the recognizer with keep_encoder_frames=None (or a window) to get these")
+        audio_frames = ((self.audio_fbank_frames - 7) // 2 + 1) // 2  # encoder frames of the real audio
+        padding_frames = max(self.encoder_frames_done - audio_frames, 0)
+        frames = self.kept_frames[: max(self.kept_frames.shape[0] - padding_frames, 0)].unsqueeze(0)
+        if frames.shape[1] == 0:
+            raise RuntimeError("no encoder frame of real audio yet; feed more audio first")
+        mask = torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device)
+        outputs = {}
+        if getattr(self.model, "tagging_head", None) is not None:
+            outputs["tagging_logits"] = self.model.tagging_head(frames, mask)[0]
+        if getattr(self.model, "speaker_head", None) is not None:
+            outputs["speaker_embedding"] = self.model.speaker_head(frames, mask)[0]
+        return outputs

@@ -39,6 +39,8 @@ def stream_transcripts(
     left_context_frames: int | None = None,
     return_timestamps: str | None = "word",
     beam: int = 4,
+    top_k_tags: int = 0,
+    return_speaker_embedding: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Transcribe one stream as its audio arrives.
 
@@ -52,6 +54,8 @@ def stream_transcripts(
         return_timestamps: "word", "char" or None.
         beam: hypotheses kept by modified_beam_search (its partial result is the best hypothesis so far, which
             may change its earlier tokens).
+        top_k_tags, return_speaker_embedding: with a multi-task model, the final result also holds `"tags"` (the
+            `top_k_tags` best `{"label", "score"}`, sigmoid) and `"speaker_embedding"` over the whole stream.
 
     Yields:
         After every piece `{"text", "chunks" (with timestamps), "tokens", "audio_s", "is_final": False}`: the
@@ -60,7 +64,11 @@ def stream_transcripts(
     """
     return_timestamps = check_timestamp_level(return_timestamps)
     features = StreamingFeatureExtractor(feature_extractor, sampling_rate)
-    recognizer = StreamingRecognizer(model, decoding_method, chunk_size, left_context_frames, beam=beam)
+    utterance_level = bool(top_k_tags) or return_speaker_embedding
+    recognizer = StreamingRecognizer(
+        model, decoding_method, chunk_size, left_context_frames, beam=beam,
+        keep_encoder_frames=None if utterance_level else 0,
+    )
     samples_per_frame = model.config.inputs_to_logits_ratio
     rate = feature_extractor.sampling_rate
 
@@ -82,7 +90,29 @@ def stream_transcripts(
         yield transcript(False)
     recognizer.accept_features(torch.from_numpy(features.finish()))
     recognizer.finish()
-    yield transcript(True)
+    final = transcript(True)
+    if utterance_level:
+        final.update(utterance_results(model, recognizer.utterance_outputs(), top_k_tags, return_speaker_embedding))
+    yield final
+
+
+def utterance_results(model, outputs: dict, top_k_tags: int, return_speaker_embedding: bool) -> dict[str, Any]:
+    """Top tags and the speaker embedding from `StreamingRecognizer.utterance_outputs()`."""
+    results: dict[str, Any] = {}
+    if top_k_tags:
+        if "tagging_logits" not in outputs:
+            raise ValueError(f"{type(model).__name__} has no audio-tagging head; load the model as MT2KDForMultiTask")
+        scores = outputs["tagging_logits"].sigmoid()
+        top = scores.topk(min(top_k_tags, scores.numel()))
+        results["tags"] = [
+            {"label": model.config.id2label[index], "score": score}
+            for score, index in zip(top.values.tolist(), top.indices.tolist())
+        ]
+    if return_speaker_embedding:
+        if "speaker_embedding" not in outputs:
+            raise ValueError(f"{type(model).__name__} has no speaker head; load the model as MT2KDForMultiTask")
+        results["speaker_embedding"] = outputs["speaker_embedding"].tolist()
+    return results
 
 
 class MT2KDStreamingASRPipeline(Pipeline):
