@@ -6,8 +6,11 @@
 Checks FOLDER (config, weights, processor), writes the release folder (weights, config with
 `auto_map` and `custom_pipelines`, front-end files, remote code, README.md from model_card.md with
 the metrics of training/evaluate.py's JSON), then creates the repository and uploads the folder.
-FOLDER is only read. The token comes from HF_TOKEN or `hf auth login`. Re-running the same command
-after an interrupted upload completes it. The library code is `training_mt2kd.release.release`.
+FOLDER is only read. The token comes from HF_TOKEN or `hf auth login`. Connection failures are retried
+(5 tries); when the Hub stays unreachable the command ends with one line saying so (exit 1). Re-running the
+same command after an interrupted or failed upload completes it. The card's training data and teachers come
+from FOLDER's `mt2kd_training.json` (written by training/kd.py and training/finetune.py), its speaker threshold
+from config.json. The library code is `training_mt2kd.release.release`.
 """
 
 from __future__ import annotations

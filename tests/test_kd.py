@@ -68,6 +68,9 @@ def test_all_three_distillation_losses_fall_and_the_result_loads(tmp_path, teach
     assert model.config.whisper_dim == 16 and model.config.speaker_embedding_dim == 8  # from the teachers
     summary = json.loads((tmp_path / "run" / "run_summary.json").read_text())
     assert summary["steps"] == 30 and summary["skipped_nonfinite_steps"] == 0
+    record = json.loads((final / "mt2kd_training.json").read_text())  # what the model card says it saw
+    assert record["stage"] == "stage1" and set(record["teachers"]) == {"asr", "tagging", "speaker"}
+    assert str(tmp_path) not in json.dumps(record)
 
 
 def test_resume_from_a_mid_run_checkpoint_ends_with_the_same_weights(tmp_path, teachers):

@@ -27,6 +27,7 @@ from processing_mt2kd import MT2KDProcessor, MT2KDTokenizer, train_bpe_tokenizer
 from training_mt2kd.data import DataHealth
 
 from training_mt2kd.recipe.config import RunConfig, build_argument_parser, load_run_config
+from training_mt2kd.release.provenance import run_metadata, write_training_metadata
 from training_mt2kd.recipe.handover import carry_over_stage1
 from training_mt2kd.recipe.loop import Trainer
 from training_mt2kd.recipe.model_setup import build_model_config
@@ -136,6 +137,10 @@ def main(argv: list[str] | None = None) -> Path:
             features.feature_extractor.save_pretrained(folder)
         if speaker_index is not None:
             speaker_index.save(folder / "speaker_index.json")
+        # What the model card says this model was trained on (and, through init_from, distilled from).
+        write_training_metadata(
+            folder, run_metadata("stage2", list(config.data.train), init_from=config.model.init_from)
+        )
 
     trainer = Trainer(
         config, model, make_inputs, data.mixture, data.sampler, data.collator,

@@ -22,6 +22,7 @@ from accelerate.utils import set_seed
 from modeling_mt2kd import MT2KDForDistillation
 
 from training_mt2kd.recipe.config import RunConfig, build_argument_parser, load_run_config
+from training_mt2kd.release.provenance import run_metadata, write_training_metadata
 from training_mt2kd.recipe.loop import Trainer
 from training_mt2kd.recipe.model_setup import build_model_config
 from training_mt2kd.data.stage_data import StudentFeatures, build_training_data, placeholder_batch, process_state
@@ -114,10 +115,16 @@ def main(argv: list[str] | None = None) -> Path:
                 inputs[f"{argument}_mask"] = distill
         return inputs
 
+    def save_artifacts(folder: Path) -> None:
+        features.feature_extractor.save_pretrained(folder)
+        # What the model card says this model was trained on and distilled from.
+        teachers = {role: getattr(config.teachers, role) for role in ("whisper", "tagging", "speaker")}
+        write_training_metadata(folder, run_metadata("stage1", list(config.data.train), teachers))
+
     trainer = Trainer(
         config, model, make_inputs, data.mixture, data.sampler, data.collator,
         valid_batches=data.valid_batches, data_health=data.health,
-        save_artifacts=features.feature_extractor.save_pretrained,
+        save_artifacts=save_artifacts,
     )
     return trainer.train(resume_from=args.resume_from)
 

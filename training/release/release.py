@@ -37,6 +37,8 @@ from training_mt2kd.release.remote_code import (
     write_remote_code,
 )
 from processing_mt2kd import MT2KDProcessor
+from processing_mt2kd.pipelines.speaker_threshold import read_calibrated_threshold
+from training_mt2kd.release.provenance import read_training_metadata, stages_of
 
 logger = logging.getLogger(__name__)
 
@@ -52,16 +54,20 @@ FRONT_END_FILES = (
     "special_tokens_map.json",
     "bpe.model",
 )
-# evaluate.py's tasks → the metrics each may report, the model-index task type and display names.
+# evaluate.py's tasks → the metrics each may report, the model-index task type and display names. Speaker
+# verification has its own task type: the Hub groups model-index results by type, and under "audio-classification"
+# EER and minDCF were shown as "Audio tagging" results.
 EVAL_TASKS = {
     "asr": {"metrics": ("wer",), "task_type": "automatic-speech-recognition", "task_name": "Speech recognition"},
     "tagging": {"metrics": ("map",), "task_type": "audio-classification", "task_name": "Audio tagging"},
     "speaker": {
-        "metrics": ("eer", "min_dcf"),
-        "task_type": "audio-classification",
+        "metrics": ("eer", "min_dcf", "threshold"),
+        "task_type": "speaker-verification",
         "task_name": "Speaker verification",
     },
 }
+# Results that are settings rather than scores (a calibrated threshold): not in model-index or the results table.
+SETTING_METRICS = ("threshold",)
 METRIC_NAMES = {"wer": "WER", "map": "mAP", "eer": "EER", "min_dcf": "minDCF"}
 PERCENT_METRICS = ("wer", "map", "eer")
 ASR_DECODINGS = ("ctc_greedy", "greedy_search", "modified_beam_search")
@@ -168,7 +174,7 @@ def load_eval_results(path: str | Path) -> dict:
 def model_index(eval_results: dict, model_name: str) -> list[EvalResult]:
     """One `model-index` entry per evaluation result, values exactly as in the JSON."""
     entries = []
-    for result in eval_results["results"]:
+    for result in _scores(eval_results):
         task = EVAL_TASKS[result["task"]]
         metric_name = _metric_name(result)
         entries.append(
@@ -186,6 +192,10 @@ def model_index(eval_results: dict, model_name: str) -> list[EvalResult]:
             )
         )
     return entries
+
+
+def _scores(eval_results: dict) -> list[dict]:
+    return [result for result in eval_results["results"] if result["metric"] not in SETTING_METRICS]
 
 
 def _metric_name(result: dict) -> str:
@@ -219,7 +229,7 @@ def _split_front_matter(text: str) -> tuple[dict, str]:
 def _result_rows(eval_results: dict) -> list[dict]:
     """The results table of the card: one row per result, values formatted for reading."""
     rows = []
-    for result in eval_results["results"]:
+    for result in _scores(eval_results):
         metric = result["metric"]
         shown = f"{result['value']:.2f} %" if metric in PERCENT_METRICS else f"{result['value']:.4f}"
         rows.append(
@@ -243,9 +253,9 @@ def render_model_card(checked: CheckedFolder, repo_id: str, eval_results: dict |
     `results`: table rows or None)."""
     metadata, body = _split_front_matter(read_card_template())
     model_name = repo_id.rsplit("/", 1)[-1]
-    if eval_results is not None and eval_results["results"]:
+    if eval_results is not None and _scores(eval_results):
         datasets = list(
-            dict.fromkeys([*(metadata.pop("datasets", None) or []), *(r["dataset"] for r in eval_results["results"])])
+            dict.fromkeys([*(metadata.pop("datasets", None) or []), *(r["dataset"] for r in _scores(eval_results))])
         )
         card_data = ModelCardData(
             **metadata, datasets=datasets, model_name=model_name, eval_results=model_index(eval_results, model_name)
@@ -261,8 +271,15 @@ def render_model_card(checked: CheckedFolder, repo_id: str, eval_results: dict |
         num_parameters=checked.num_parameters,
         pipelines=sorted(bundled_pipelines()),
         results=rows,
+        stages=stages_of(read_training_metadata(checked.folder)),
+        speaker_threshold=_speaker_threshold(checked.config),
     )
     return f"---\n{card_data.to_yaml()}\n---\n{text}"
+
+
+def _speaker_threshold(config: MT2KDConfig) -> dict | None:
+    calibrated = read_calibrated_threshold(config)
+    return None if calibrated is None else calibrated.as_dict()
 
 
 def _is_release_file(path: Path) -> bool:
@@ -381,7 +398,8 @@ def upload_release(
     """Create `repo_id` if needed (and branch `revision`) and upload `release_dir`; returns the commit URL.
 
     Connection errors and 408/429/5xx answers are retried `attempts` times in all, waiting
-    `first_retry_wait_s`, then twice as long each time. Each try re-sends only what the Hub lacks
+    `first_retry_wait_s`, then twice as long each time; after the last, a ReleaseError says that nothing local
+    changed and that the same command can be re-run. Each try re-sends only what the Hub lacks
     (`upload_folder` skips files whose content is already there), so re-running after an interruption
     completes the upload.
 
@@ -394,8 +412,15 @@ def upload_release(
         try:
             return _upload_once(api, release_dir, repo_id, private, revision, commit_message)
         except Exception as error:
-            if attempt == attempts or not _is_transient(error):
+            if not _is_transient(error):
                 raise
+            if attempt == attempts:
+                raise ReleaseError(
+                    f"the upload to {repo_id} failed after {attempts} tries ({type(error).__name__}: "
+                    f"{str(error).strip() or 'no answer'}); nothing local was changed (the model folder is only read, "
+                    f"the release folder {release_dir} is complete). Re-run the same command when the Hub can be "
+                    "reached: files already uploaded are not sent again"
+                ) from error
             wait_s = first_retry_wait_s * 2 ** (attempt - 1)
             attempt += 1
             logger.warning(
