@@ -27,7 +27,7 @@ class MT2KDMultiTaskPipeline(ChunkPipeline):
     audio tags with sigmoid scores, and the speaker embedding.
 
     ```python
-    >>> import modeling_mt2kd  # registers the task
+    >>> import processing_mt2kd  # registers the task
     >>> from transformers import pipeline
     >>> analyse = pipeline("mt2kd-multitask", model="path/to/mt2kd-folder")
     >>> analyse("speech.wav", top_k=3)

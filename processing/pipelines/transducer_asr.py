@@ -20,7 +20,7 @@ class MT2KDTransducerASRPipeline(ChunkPipeline):
     `automatic-speech-recognition` pipeline.
 
     ```python
-    >>> import modeling_mt2kd  # registers the task
+    >>> import processing_mt2kd  # registers the task
     >>> from transformers import pipeline
     >>> asr = pipeline("mt2kd-transducer-asr", model="path/to/mt2kd-folder")
     >>> asr("speech.flac", decoding_method="modified_beam_search", beam=4, return_timestamps="word")
