@@ -74,8 +74,6 @@ NOT_AS_WRITTEN = {
         reduced="python training/kd.py --help && python training/finetune.py --help && "
         "python training/evaluate.py --help",
         covered_by="tests/test_kd.py, tests/test_finetune.py, tests/test_evaluate.py"),
-    ("docs/architecture.md", "class GenderHead(TaskHead)"): NotAsWritten(
-        "fragment of the worked example (imports and config in the text around it)", covered_by="tests/test_tasks.py"),
     ("docs/export.md", "pip install -e '.[export]'"): NotAsWritten(
         "installs packages (network); FOLDER / ONNX_DIR are placeholders", reduced="mt2kd export-onnx --help",
         covered_by="tests/test_export_onnx.py"),
