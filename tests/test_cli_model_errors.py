@@ -143,3 +143,25 @@ def test_device_cuda_without_a_gpu_is_refused_before_loading(capsys, monkeypatch
 def test_negative_window_length_is_refused_with_the_fix(capsys, good_folder, recording):
     status, error = run_cli(capsys, "tag", "--model", good_folder, "--window_length_s", "-3", recording)
     assert status == 2 and "window_length_s must be > 0" in error
+
+
+# Small ones: an empty folder, a negative chunk length
+
+
+def test_a_folder_without_audio_says_no_audio_files_found(capsys, tmp_path, good_folder):
+    (tmp_path / "empty/sub").mkdir(parents=True)
+    (tmp_path / "empty/sub/notes.txt").write_text("not audio")
+    status, error = run_cli(capsys, "tag", "--model", good_folder, tmp_path / "empty")
+    assert status == 2 and "no audio files found in" in error and "empty" in error and ".wav" in error
+
+
+@pytest.mark.parametrize("chunk_length_s", ["-5", "nan"])
+def test_a_negative_chunk_length_is_refused_with_the_fix(capsys, good_folder, recording, chunk_length_s):
+    status, error = run_cli(capsys, "transcribe", "--model", good_folder, "--chunk_length_s", chunk_length_s, recording)
+    assert status == 2 and "--chunk_length_s must be a number of seconds > 0" in error
+
+
+def test_the_transducer_pipeline_refuses_a_negative_chunk_length(good_folder, recording):
+    asr = load_mt2kd_pipeline("mt2kd-transducer-asr", good_folder)
+    with pytest.raises(ValueError, match="chunk_length_s must be a number of seconds > 0"):
+        asr(recording, chunk_length_s=-5)

@@ -9,6 +9,7 @@ of the transformers ASR pipeline's `chunk_length_s` / `stride_length_s`, applied
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,13 @@ class ChunkLayout:
             sampling_rate: rate of the audio in Hz.
             samples_per_frame: samples per encoder frame (`config.inputs_to_logits_ratio`).
         """
+        if isinstance(chunk_length_s, bool) or not isinstance(chunk_length_s, (int, float)) or not (
+            math.isfinite(chunk_length_s) and chunk_length_s > 0
+        ):
+            raise ValueError(
+                f"chunk_length_s must be a number of seconds > 0 (e.g. 30), or None / 0 for the whole recording in "
+                f"one pass; got {chunk_length_s!r}"
+            )
         if stride_length_s is None:
             stride_length_s = chunk_length_s / 6
         if isinstance(stride_length_s, (int, float)):

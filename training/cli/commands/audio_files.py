@@ -16,6 +16,9 @@ def find_audio_files(paths: Sequence[str | Path]) -> list[str]:
 
     A path that is not a folder is kept as it is, whatever its extension and even if it does not exist, so that
     the command reports it as a failed file instead of silently dropping it.
+
+    Raises:
+        ValueError: the paths are folders without a single audio file (the CLI exits with status 2).
     """
     files: list[str] = []
     for path in map(Path, paths):
@@ -25,4 +28,10 @@ def find_audio_files(paths: Sequence[str | Path]) -> list[str]:
             )
         else:
             files.append(str(path))
+    if not files:
+        named = ", ".join(repr(str(path)) for path in paths) or "no path"
+        raise ValueError(
+            f"no audio files found in {named} (folders are searched recursively for "
+            f"{', '.join(AUDIO_EXTENSIONS)}); pass audio files or folders that hold some"
+        )
     return list(dict.fromkeys(files))  # a file named twice is processed once

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from training_mt2kd.cli.commands.command import Command, add_inference_arguments
 
@@ -37,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not (math.isfinite(args.chunk_length_s) and args.chunk_length_s >= 0):
+        raise ValueError(
+            f"--chunk_length_s must be a number of seconds > 0 (e.g. 30), or 0 to decode each file whole; "
+            f"got {args.chunk_length_s}"
+        )
     from training_mt2kd.cli.commands.audio_files import find_audio_files
     from training_mt2kd.cli.commands.model_pipeline import load_pipeline
     from training_mt2kd.cli.commands.per_file import SAMPLING_RATE, run_per_file
