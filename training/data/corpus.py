@@ -9,6 +9,7 @@
     text        transcript (ASR corpora)
     labels      tag names: a list, or one string joined by ";" (tagging corpora)
     speaker     speaker name (speaker corpora)
+    ...         the label role of any other task of the task table (training_mt2kd.tasks)
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ class CorpusSpec:
 
     `source` is a Hub dataset id, a local manifest (.csv/.tsv/.json/.jsonl/.parquet) or a local
     folder in audiofolder layout (audio files, optionally a `metadata.csv`/`metadata.jsonl` with a
-    `file_name` column). `columns` maps our roles (audio, text, labels, speaker, id, duration,
-    split) to the source's column names; roles left out are absent. When a `split` role is mapped,
+    `file_name` column). `columns` maps our roles (audio, id, duration, split and each task's
+    label role: text, labels, speaker, ...) to the source's column names; roles left out are absent. When a `split` role is mapped,
     only the rows whose split column equals `split` are kept (for one-file manifests that hold
     several splits); for Hub ids `split` is the dataset split. Relative audio paths resolve
     against `root` (default: the manifest's folder); an entry that leaves the root is rejected
