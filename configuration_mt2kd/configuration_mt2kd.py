@@ -26,6 +26,9 @@ PER_STACK_FIELDS = (
 
 FBANK_HOP_SAMPLES = 160  # 10 ms at 16 kHz
 SUBSAMPLING_FACTOR = 2  # Conv2dSubsampling: (T - 7) // 2
+# Fewest fbank frames that give one encoder output frame: Conv2dSubsampling keeps (T - 7) // 2 frames.
+# The front end and pipelines check it; the model checks it only in eager mode (a value check is a host sync).
+MIN_INPUT_FRAMES = 9
 # Label id the CTC, transducer and single-label classification losses skip: the padding of label
 # batches. Defined here, the one module that the model, processor and training code all import.
 IGNORE_INDEX = -100

@@ -3,10 +3,11 @@
 import torch
 
 
-def lengths_to_mask(lengths: torch.Tensor, max_length: int | None = None) -> torch.Tensor:
-    """Boolean validity mask (batch, max_length): True on the first `lengths[b]` frames."""
-    if max_length is None:
-        max_length = int(lengths.max()) if lengths.numel() else 0
+def lengths_to_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
+    """Boolean validity mask (batch, max_length): True on the first `lengths[b]` frames.
+
+    `max_length` is the padded size (e.g. `tensor.shape[1]`), never `lengths.max()`: reading a value
+    would be a host sync and a data-dependent shape in a captured graph."""
     positions = torch.arange(max_length, device=lengths.device)
     return positions.unsqueeze(0) < lengths.unsqueeze(1)
 

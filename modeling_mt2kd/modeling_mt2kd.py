@@ -16,7 +16,7 @@ from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import capture_outputs
 
 from configuration_mt2kd.presets import PRESETS
-from configuration_mt2kd import IGNORE_INDEX, MT2KDConfig
+from configuration_mt2kd import IGNORE_INDEX, MIN_INPUT_FRAMES, MT2KDConfig
 
 from .checkpointing import replaying_python_random
 from .decoding import DecodedSequence, greedy_search, modified_beam_search
@@ -43,6 +43,7 @@ from .heads import (
     stack_teacher_frames,
     tagging_loss,
 )
+from .graph_capture import is_capturing_graph
 from .masks import lengths_to_mask, mask_to_lengths
 from .outputs import DistillationOutput, MT2KDEncoderOutput, MultiTaskOutput, TransducerOutput
 
@@ -58,6 +59,16 @@ def masked_mean(per_sample: torch.Tensor, sample_mask: torch.Tensor | None) -> t
     sample_mask = sample_mask.to(torch.bool)
     kept = torch.where(sample_mask, per_sample, torch.zeros_like(per_sample))
     return kept.sum() / sample_mask.sum().clamp(min=1)
+
+
+def check_input_lengths(input_lengths: torch.Tensor) -> None:
+    """Eager-mode check that every utterance gives at least one output frame (a host sync, so the
+    forward skips it while a graph is captured; the pipelines check the audio before)."""
+    if bool((input_lengths < MIN_INPUT_FRAMES).any()):
+        raise ValueError(
+            f"every utterance needs at least {MIN_INPUT_FRAMES} fbank frames (~0.1 s) to give one output frame; "
+            f"got lengths {input_lengths.tolist()}"
+        )
 
 
 # Top-level modules of the task heads. A folder saved with heads loads into the bare encoder (`AutoModel`) or into
@@ -89,6 +100,8 @@ class MT2KDPreTrainedModel(PreTrainedModel):
     input_modalities = "audio"
     supports_gradient_checkpointing = True
     _no_split_modules = ["Zipformer2Layer"]
+    # No data-dependent control flow or host sync in any forward (tests/test_graph_capture.py).
+    _can_compile_fullgraph = True
     _keys_to_ignore_on_load_unexpected = [rf"^{name}\." for name in HEAD_MODULE_NAMES]
     # `output_attentions=True` records each layer's attention weights (one module per Zipformer layer).
     _can_record_outputs = {"attentions": RelPositionAttentionWeights}
@@ -179,11 +192,8 @@ class MT2KDModel(MT2KDPreTrainedModel):
                 f"got {tuple(input_features.shape)}"
             )
         input_lengths = self._input_lengths(input_features, attention_mask)
-        if bool((input_lengths < 9).any()):
-            raise ValueError(
-                f"every utterance needs at least 9 fbank frames (~0.1 s) to give one output frame; "
-                f"got lengths {input_lengths.tolist()}"
-            )
+        if not is_capturing_graph(input_features.device):
+            check_input_lengths(input_lengths)
         result = self.encoder(input_features, input_lengths, batch_count)
         output_mask = lengths_to_mask(result.lengths, result.last_hidden_state.shape[1]).long()
         output_hidden_states = (

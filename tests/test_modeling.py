@@ -32,7 +32,7 @@ def tiny_config(**overrides) -> MT2KDConfig:
 def padded_batch(lengths: list[int], pad_value: float = 0.0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     features = torch.randn(len(lengths), max(lengths), 80, generator=generator)
-    mask = lengths_to_mask(torch.tensor(lengths))
+    mask = lengths_to_mask(torch.tensor(lengths), max(lengths))
     return features.masked_fill(~mask.unsqueeze(-1), pad_value), mask.long()
 
 

@@ -27,11 +27,11 @@ def compact_relative_positions(num_frames: int, pos_dim: int, device: torch.devi
     compression = pos_dim**0.5
     compressed = compression * offsets.sign() * ((offsets.abs() + compression).log() - math.log(compression))
     angles = (compressed / (pos_dim / (2.0 * math.pi))).atan()
-    encoding = torch.zeros(offsets.shape[0], pos_dim, device=device)
-    encoding[:, 0::2] = (angles * freqs).cos()
-    encoding[:, 1::2] = (angles * freqs).sin()
-    encoding[:, -1] = 1.0
-    return encoding
+    # Channels cos, sin, cos, sin, … then the constant 1 in the last channel, built without in-place
+    # slice writes (a captured graph would guard those on the table having two or more rows).
+    interleaved = torch.stack([(angles * freqs).cos(), (angles * freqs).sin()], dim=-1).flatten(1)
+    bias_channel = torch.ones_like(interleaved[:, :1])
+    return torch.cat([interleaved[:, : pos_dim - 1], bias_channel], dim=1)
 
 
 class RelPositionAttentionWeights(nn.Module):
@@ -73,16 +73,22 @@ class RelPositionAttentionWeights(nn.Module):
         query = projected[..., :query_dim].reshape(batch_size, num_frames, heads, -1).transpose(1, 2)
         key = self.whiten_keys(self.balance_keys(projected[..., query_dim : 2 * query_dim], batch_count), batch_count)
         key = key.reshape(batch_size, num_frames, heads, -1)
-        pos_query = projected[..., 2 * query_dim :].reshape(batch_size, num_frames, heads, -1).transpose(1, 2)
+        # (heads, batch · frames, pos_head_dim): one matmul per head, with no broadcast over the batch
+        # (a broadcast batch of 1 is a special case a captured graph would have to guard on).
+        pos_query = projected[..., 2 * query_dim :].reshape(batch_size * num_frames, heads, -1).transpose(0, 1)
         scores = torch.matmul(query, key.permute(0, 2, 3, 1))  # (batch, heads, frames, frames)
 
         pos_keys = self.linear_pos(pos_emb).reshape(-1, heads, self.pos_head_dim).permute(1, 2, 0)
-        pos_scores = torch.matmul(pos_query, pos_keys.unsqueeze(0))  # (batch, heads, frames, 2·frames - 1)
+        # A zero key before the first offset makes rows 2·frames long, so that `_relative_to_absolute`
+        # is views and narrows (no as_strided: graph capture and ONNX need plain view ops).
+        pos_keys = torch.nn.functional.pad(pos_keys, (1, 0))
+        pos_scores = torch.bmm(pos_query, pos_keys).reshape(heads * batch_size, num_frames, 2 * num_frames)
         if self.training and random.random() < self.pos_emb_skip_rate(batch_count, self.training):
             # Skipped by zeroing rather than not computing, so every parameter stays in the graph
             # (DistributedDataParallel requires it).
             pos_scores = pos_scores * 0.0
-        scores = scores + _relative_to_absolute(pos_scores)
+        pos_scores = _relative_to_absolute(pos_scores).unflatten(0, (heads, batch_size))
+        scores = scores + pos_scores.transpose(0, 1)
 
         if self.training and random.random() < 0.1:
             scores = penalize_large_values(scores, limit=25.0, penalty=1e-4)
@@ -94,15 +100,15 @@ class RelPositionAttentionWeights(nn.Module):
 
 
 def _relative_to_absolute(pos_scores: torch.Tensor) -> torch.Tensor:
-    """(…, T, 2T - 1) scores by offset → (…, T, T) with out[i, j] = pos_scores[i, T - 1 - i + j]."""
-    num_frames = pos_scores.shape[-2]
-    pos_scores = pos_scores.contiguous()
-    *lead_strides, row_stride, col_stride = pos_scores.stride()
-    return pos_scores.as_strided(
-        (*pos_scores.shape[:-1], num_frames),
-        (*lead_strides, row_stride - col_stride, col_stride),
-        storage_offset=pos_scores.storage_offset() + col_stride * (num_frames - 1),
-    )
+    """(N, T, 2T) scores by offset, column 0 unused and column k for offset k - T → (N, T, T) with
+    out[i, j] = pos_scores[i, T - i + j], the score of offset j - i.
+
+    Read as (2T, T) rows, minus the first, and again as (T, 2T - 1) rows, element (i, j) is flat
+    element T + i·(2T - 1) + j = i·2T + (T - i + j) of the input: row i, column T - i + j.
+    """
+    num_rows, num_frames, row_length = pos_scores.shape
+    rows = pos_scores.reshape(num_rows, row_length, num_frames).narrow(1, 1, row_length - 1)
+    return rows.reshape(num_rows, num_frames, row_length - 1).narrow(2, 0, num_frames)
 
 
 class SelfAttention(nn.Module):
@@ -146,5 +152,5 @@ class NonlinAttention(nn.Module):
         """hidden_states (batch, frames, channels), attn_weights (batch, 1, frames, frames)."""
         gate, values, out_gate = self.in_proj(hidden_states).chunk(3, dim=-1)
         values = self.whiten_values(values, batch_count) * torch.tanh(self.gate_balancer(gate, batch_count))
-        mixed = torch.matmul(attn_weights[:, 0], values)
+        mixed = torch.bmm(attn_weights[:, 0], values)  # bmm: matmul's broadcast would guard on batch == 1
         return self.whiten_output(self.out_proj(mixed * out_gate), batch_count)

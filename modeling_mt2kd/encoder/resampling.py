@@ -38,7 +38,13 @@ class SimpleDownsample(nn.Module):
 
 def upsample(hidden_states: torch.Tensor, factor: int, num_frames: int) -> torch.Tensor:
     """Repeat each frame `factor` times and cut to `num_frames`: (batch, T, C) → (batch, num_frames, C)."""
-    return hidden_states.repeat_interleave(factor, dim=1)[:, :num_frames]
+    batch_size, frames, channels = hidden_states.shape
+    repeated = hidden_states.unsqueeze(2).expand(batch_size, frames, factor, channels)
+    # A fresh contiguous tensor: whether the cut view is contiguous depends on num_frames % factor,
+    # which a compiled graph would otherwise guard on (one recompilation per remainder).
+    return repeated.reshape(batch_size, frames * factor, channels)[:, :num_frames].clone(
+        memory_format=torch.contiguous_format
+    )
 
 
 def padding_mask(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:

@@ -96,7 +96,10 @@ class Conv2dSubsampling(nn.Module):
         frame_mask = lengths_to_mask(lengths, hidden_states.shape[2])
         hidden_states = self.convnext(hidden_states, frame_mask, batch_count)
         batch_size, channels, frames, freqs = hidden_states.shape
-        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, frames, channels * freqs)
+        # An explicit copy, then a view: reshape's own choice (view when frames == 1, else copy) is
+        # a special case a captured graph would guard on.
+        hidden_states = hidden_states.transpose(1, 2).clone(memory_format=torch.contiguous_format)
+        hidden_states = hidden_states.view(batch_size, frames, channels * freqs)
         hidden_states = self.out_norm(self.out_whiten(self.out_proj(hidden_states), batch_count))
         hidden_states = shared_dropout(
             hidden_states, self.dropout_rate(batch_count, self.training), shared_dim=1, training=self.training

@@ -61,10 +61,12 @@ class TransducerPredictor(nn.Module):
         batch_size = embedded.shape[0]
         # (groups, batch, in_per_group · context_size), flattened in the weight's (channel, position) order.
         windows = embedded.reshape(batch_size, context_size, groups, in_per_group).permute(2, 0, 3, 1)
-        windows = windows.reshape(groups, batch_size, in_per_group * context_size)
+        # An explicit copy then a view: reshape would be a view for a batch of 1 only, a special case a
+        # captured graph would guard on.
+        windows = windows.clone(memory_format=torch.contiguous_format).view(groups, batch_size, in_per_group * context_size)
         group_weights = weight.view(groups, out_channels // groups, in_per_group * context_size).transpose(1, 2)
         mixed = torch.bmm(windows, group_weights)  # (groups, batch, out_channels / groups)
-        return mixed.transpose(0, 1).reshape(batch_size, 1, out_channels)
+        return mixed.transpose(0, 1).clone(memory_format=torch.contiguous_format).view(batch_size, 1, out_channels)
 
 
 class TransducerJoiner(nn.Module):

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from transformers import BatchFeature
 
+from configuration_mt2kd import MIN_INPUT_FRAMES
+
 from ..audio_io import load_audio
 from ..feature_extraction_mt2kd import MT2KDFeatureExtractor
 
@@ -36,7 +38,7 @@ def read_audio_input(inputs: AudioInput, feature_extractor: MT2KDFeatureExtracto
     Raises:
         FileNotFoundError: a path that is not an existing file.
         ValueError: undecodable or empty files and bytes ([`AudioDecodeError`]), a dict without samples or rate, empty
-            audio, NaN or infinite samples, audio too short for one feature frame.
+            audio, NaN or infinite samples, audio too short for the encoder (`MIN_INPUT_FRAMES` fbank frames).
         TypeError: any other kind of input.
     """
     name = "the audio"
@@ -55,7 +57,22 @@ def read_audio_input(inputs: AudioInput, feature_extractor: MT2KDFeatureExtracto
             f"{feature_extractor.sampling_rate} Hz or {{'raw': array, 'sampling_rate': rate}}"
         )
     # The feature extractor's own checks (dtype, layout, empty, NaN/inf, too short), down-mix and resampling.
-    return feature_extractor._prepare_waveform(_as_numpy(waveform), sampling_rate, name)
+    waveform = feature_extractor._prepare_waveform(_as_numpy(waveform), sampling_rate, name)
+    check_encoder_input_length(waveform, feature_extractor, name)
+    return waveform
+
+
+def check_encoder_input_length(waveform: np.ndarray, feature_extractor: MT2KDFeatureExtractor, name: str) -> None:
+    """The encoder's minimum length, checked on the audio: a compiled or exported model skips its own
+    check (a host sync), so pipelines must refuse too-short audio before the forward pass."""
+    frames = feature_extractor.num_frames(len(waveform))
+    if frames < MIN_INPUT_FRAMES:
+        min_samples = MIN_INPUT_FRAMES * feature_extractor.hop_length - feature_extractor.hop_length // 2
+        raise ValueError(
+            f"{name} is too short: {len(waveform)} samples give {frames} fbank frames and the encoder needs at least "
+            f"{MIN_INPUT_FRAMES} fbank frames; pass at least {min_samples} samples "
+            f"({1000 * min_samples / feature_extractor.sampling_rate:g} ms) at {feature_extractor.sampling_rate} Hz"
+        )
 
 
 def read_stock_pipeline_input(inputs: Any, feature_extractor: MT2KDFeatureExtractor) -> Any:
