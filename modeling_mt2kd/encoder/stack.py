@@ -81,11 +81,14 @@ class Zipformer2Stack(nn.Module):
         pos_emb = compact_relative_positions(num_frames, self.pos_dim, hidden_states.device).to(hidden_states.dtype)
         pos_emb = F.dropout(pos_emb, POS_EMB_DROPOUT, training=self.training)
 
-        hidden_states = hidden_states * feature_mask
+        # In eval the mask is the Python float 1.0: skip the multiplications (a full copy each) there.
+        masking = not (isinstance(feature_mask, float) and feature_mask == 1.0)
+        if masking:
+            hidden_states = hidden_states * feature_mask
         for layer in self.layers:
-            hidden_states = layer(
-                hidden_states, pos_emb, key_padding_mask, batch_count, chunk_size, attn_mask
-            ) * feature_mask
+            hidden_states = layer(hidden_states, pos_emb, key_padding_mask, batch_count, chunk_size, attn_mask)
+            if masking:
+                hidden_states = hidden_states * feature_mask
 
         if self.downsample is None:
             return hidden_states
