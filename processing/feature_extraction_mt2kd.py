@@ -12,6 +12,8 @@ import torchaudio.compliance.kaldi
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import PaddingStrategy, TensorType, logging
 
+from configuration_mt2kd import MIN_INPUT_FRAMES
+
 from .audio_io import MAX_CHANNELS, downmix_to_mono, pcm_to_float, resample
 
 logger = logging.get_logger(__name__)
@@ -82,6 +84,13 @@ class MT2KDFeatureExtractor(SequenceFeatureExtractor):
     def win_length(self) -> int:
         """Samples per analysis window (400 at 16 kHz)."""
         return int(self.sampling_rate * self.frame_length_ms / 1000)
+
+    @property
+    def min_model_input_samples(self) -> int:
+        """Fewest samples the MT2KD encoder takes: `configuration_mt2kd.MIN_INPUT_FRAMES` (9) feature frames,
+        1360 samples = 85 ms at 16 kHz. Features alone need only 5 ms (Kaldi mirrors the edges); the pipelines
+        refuse audio shorter than this with this figure."""
+        return MIN_INPUT_FRAMES * self.hop_length - self.hop_length // 2
 
     def num_frames(self, num_samples: int) -> int:
         """Feature frames for `num_samples` samples at `sampling_rate` (Kaldi's `snip_edges=False` rule)."""
@@ -177,7 +186,11 @@ class MT2KDFeatureExtractor(SequenceFeatureExtractor):
                 "for a batch, and with channel_axis (channels, samples) / (samples, channels) for multi-channel audio"
             )
         if recording.size == 0:
-            raise ValueError(f"{name} is empty (shape {tuple(recording.shape)}); pass at least 5 ms of audio")
+            raise ValueError(
+                f"{name} is empty (shape {tuple(recording.shape)}); the MT2KD encoder needs at least "
+                f"{self.min_model_input_samples} samples ({1000 * self.min_model_input_samples / self.sampling_rate:g} "
+                "ms) of audio"
+            )
         waveform = pcm_to_float(recording)
         if not np.isfinite(waveform).all():
             bad = int(np.flatnonzero(~np.isfinite(waveform))[0])

@@ -212,3 +212,22 @@ def test_peak_memory_does_not_grow_from_one_to_four_minutes(model_folder, task):
     assert finished.returncode == 0, finished.stderr[-2000:]
     peaks = json.loads(finished.stdout.strip().splitlines()[-1])
     assert peaks["4"] - peaks["1"] < 80, peaks
+
+
+# The minimum length: one figure, from configuration_mt2kd.MIN_INPUT_FRAMES
+
+
+def test_the_front_end_states_the_models_minimum_length_from_one_owner(model_folder, tagger):
+    from configuration_mt2kd import MIN_INPUT_FRAMES
+
+    extractor = tagger.feature_extractor
+    assert extractor.num_frames(extractor.min_model_input_samples) == MIN_INPUT_FRAMES
+    assert extractor.num_frames(extractor.min_model_input_samples - 1) == MIN_INPUT_FRAMES - 1
+
+
+@pytest.mark.parametrize("task", ["mt2kd-audio-classification", "mt2kd-speaker-verification", "mt2kd-multitask"])
+def test_audio_shorter_than_the_model_takes_is_refused_with_that_figure(model_folder, task):
+    pipe = pipeline(task, model=str(model_folder))
+    with pytest.raises(ValueError, match=r"needs at least 9 fbank frames; pass at least 1360 samples \(85 ms\)"):
+        pipe(noise(0.05))
+    pipe(noise(1360 / SAMPLING_RATE))  # exactly the minimum works

@@ -67,7 +67,7 @@ def check_encoder_input_length(waveform: np.ndarray, feature_extractor: MT2KDFea
     check (a host sync), so pipelines must refuse too-short audio before the forward pass."""
     frames = feature_extractor.num_frames(len(waveform))
     if frames < MIN_INPUT_FRAMES:
-        min_samples = MIN_INPUT_FRAMES * feature_extractor.hop_length - feature_extractor.hop_length // 2
+        min_samples = feature_extractor.min_model_input_samples
         raise ValueError(
             f"{name} is too short: {len(waveform)} samples give {frames} fbank frames and the encoder needs at least "
             f"{MIN_INPUT_FRAMES} fbank frames; pass at least {min_samples} samples "
