@@ -589,6 +589,12 @@ USE_RELEASE = textwrap.dedent(
     if "mt2kd-audio-classification" in custom:
         windowed = pipeline("mt2kd-audio-classification", model=repo_id, trust_remote_code=True)
         results["mt2kd-audio-classification"] = windowed(speech_path, top_k=4, window_length_s=1.0)
+    if "mt2kd-streaming-asr" in custom:  # this release is not causal: the pipeline loads and refuses it clearly
+        try:
+            pipeline("mt2kd-streaming-asr", model=repo_id, trust_remote_code=True)(speech_path)
+            results["mt2kd-streaming-asr"] = "decoded a non-causal model"
+        except ValueError as error:
+            results["mt2kd-streaming-asr"] = str(error)
     for stock_task, key in (("automatic-speech-recognition", "asr"), ("audio-classification", "tags")):
         if stock_task in custom:  # built above through the release's own subclass of the stock pipeline
             results[stock_task] = results[key]
@@ -621,6 +627,7 @@ def test_release_downloaded_into_a_process_without_the_package_runs_every_pipeli
     assert results["embedding_dim"] == checked.config.speaker_embedding_dim
     assert -1.0 <= results["cosine"] <= 1.0
     assert set(custom_pipelines) <= set(results)
+    assert results["mt2kd-streaming-asr"].startswith("streaming needs a causal model")
     assert any(request.startswith(f"GET /{REPO_ID}/resolve/") for request in hub.requests)
 
 
