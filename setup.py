@@ -33,6 +33,8 @@ setup(
         "configuration_mt2kd": ["*.json"],
         "training_mt2kd": ["configs/*.yaml"],
         "training_mt2kd.release": ["model_card.md"],
+        # `evaluate` modules (folders, not import packages): training_mt2kd.evaluation.metrics.load_metric.
+        "training_mt2kd.evaluation.metrics": ["hf/*/*.py"],
     },
     install_requires=[
         "torch==2.11.0",

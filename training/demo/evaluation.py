@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from training_mt2kd.data import CorpusSpec, LabelSet, load_corpus
-from training_mt2kd.evaluation.metrics import cosine_scores, mean_average_precision, read_trial_list
+from training_mt2kd.evaluation.metrics import cosine_scores, load_metric, read_trial_list
 
 from training_mt2kd.evaluation.config import EvaluationConfig, evaluation_config_from_dict
 from training_mt2kd.evaluation.runner import EvaluatedModel, embed_examples
@@ -79,8 +79,8 @@ def label_prior(manifests: TaskManifests) -> LabelPrior:
     train = _multi_hot(manifests, "train", labels)
     test = _multi_hot(manifests, SPLIT, labels)
     frequencies = train.mean(axis=0)
-    result = mean_average_precision(np.broadcast_to(frequencies, test.shape), test)
-    return LabelPrior(dict(zip(labels.names, frequencies.tolist())), 100.0 * result.mean_average_precision)
+    result = load_metric("mt2kd_map").compute(predictions=np.broadcast_to(frequencies, test.shape), references=test)
+    return LabelPrior(dict(zip(labels.names, frequencies.tolist())), 100.0 * result["mean_average_precision"])
 
 
 def _multi_hot(manifests: TaskManifests, split: str, labels: LabelSet) -> np.ndarray:

@@ -41,14 +41,7 @@ from training_mt2kd.evaluation.config import (
     check_batch_duration,
     load_evaluation_config,
 )
-from training_mt2kd.evaluation.metrics import (
-    cosine_scores,
-    equal_error_rate,
-    mean_average_precision,
-    min_dcf,
-    read_trial_list,
-    word_error_rate,
-)
+from training_mt2kd.evaluation.metrics import cosine_scores, load_metric, read_trial_list
 from training_mt2kd.evaluation.threshold import store_evaluated_threshold, threshold_result
 from training_mt2kd.tasks import get_task, tasks as task_rows
 
@@ -316,8 +309,10 @@ def embed_examples(
 def evaluate_asr(
     model: EvaluatedModel, spec: AsrSpec, batch_duration_s: float = 200.0, num_workers: int = 0
 ) -> list[dict[str, Any]]:
-    """WER (percent, with `training_mt2kd.evaluation.metrics.TextNormalizer`) for each decoding method."""
+    """WER (percent, with `training_mt2kd.evaluation.metrics.TextNormalizer`; the packaged `mt2kd_wer` module) for
+    each decoding method."""
     model.check_can_evaluate(spec)
+    wer = load_metric("mt2kd_wer")
     decoding = model.asr_decoding(spec)
     corpus = load_corpus(spec.corpus_spec())
     references, hypotheses = transcribe_corpus(
@@ -326,7 +321,7 @@ def evaluate_asr(
     return [
         spec.result(
             "wer",
-            100.0 * word_error_rate(references, hypotheses[method]).wer,
+            100.0 * wer.compute(predictions=hypotheses[method], references=references)["wer"],
             decoding=method,
             num_examples=len(references),
         )
@@ -337,19 +332,21 @@ def evaluate_asr(
 def evaluate_tagging(
     model: EvaluatedModel, spec: TaggingSpec, batch_duration_s: float = 200.0, num_workers: int = 0
 ) -> list[dict[str, Any]]:
-    """Macro mAP (percent) over the model's labels; classes without a positive clip are skipped."""
+    """Macro mAP (percent, the packaged `mt2kd_map` module) over the model's labels; classes without a positive clip
+    are skipped."""
     model.check_can_evaluate(spec)
     corpus = load_corpus(spec.corpus_spec())
     scores, targets = tag_corpus(model, corpus, batch_duration_s, num_workers, description=f"tagging {spec.dataset}")
-    result = mean_average_precision(scores, targets)
-    logger.info("tagging %s: mAP over the %d classes with positives", spec.dataset, result.num_classes_scored)
-    return [spec.result("map", 100.0 * result.mean_average_precision, num_examples=len(scores))]
+    result = load_metric("mt2kd_map").compute(predictions=scores, references=targets)
+    logger.info("tagging %s: mAP over the %d classes with positives", spec.dataset, result["num_classes_scored"])
+    return [spec.result("map", 100.0 * result["mean_average_precision"], num_examples=len(scores))]
 
 
 def evaluate_speaker(
     model: EvaluatedModel, spec: SpeakerSpec, batch_duration_s: float = 200.0, num_workers: int = 0
 ) -> list[dict[str, Any]]:
-    """EER (percent) and minDCF at each `p_target`, cosine scoring, one embedding per distinct file."""
+    """EER (percent) and minDCF at each `p_target` (the packaged `mt2kd_speaker_verification` module), cosine
+    scoring, one embedding per distinct file."""
     model.check_can_evaluate(spec)
     description = f"speaker {spec.dataset}"
     if spec.trials is not None:
@@ -377,9 +374,13 @@ def evaluate_speaker(
         first, second = torch.triu_indices(len(speakers), len(speakers), offset=1)
         scores = (unit @ unit.T)[first, second].numpy()
         labels = speakers[first.numpy()] == speakers[second.numpy()]
-    results = [spec.result("eer", 100.0 * equal_error_rate(scores, labels), num_examples=len(scores))]
-    for p_target in spec.p_targets:
-        results.append(spec.result("min_dcf", min_dcf(scores, labels, p_target), p_target=p_target))
+    p_targets = list(spec.p_targets)
+    verification = load_metric("mt2kd_speaker_verification").compute(
+        predictions=scores, references=labels, p_target=p_targets
+    )
+    results = [spec.result("eer", 100.0 * verification["eer"], num_examples=len(scores))]
+    for p_target, cost in zip(p_targets, verification["min_dcf"], strict=True):
+        results.append(spec.result("min_dcf", cost, p_target=p_target))
     if spec.calibrate_threshold:
         results.append(threshold_result(spec, scores, labels))
     return results
