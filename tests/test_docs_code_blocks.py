@@ -54,7 +54,7 @@ class NotAsWritten:
 
 # (document, text that identifies the block) -> what runs instead, and why.
 NOT_AS_WRITTEN = {
-    ("README.md", "pip install -e '.[dev,demo]'"): NotAsWritten(
+    ("README.md", "pip install -e '.[dev,demo,export]'"): NotAsWritten(
         "installs packages (network) and trains for ~14 minutes", reduced="mt2kd demo --help",
         covered_by="tests/test_demo.py"),
     ("README.md", "python -m pytest -q tests"): NotAsWritten(
