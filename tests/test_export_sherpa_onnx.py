@@ -35,19 +35,24 @@ def evaluation_recordings() -> list:
     return paths + [DATA_DIR / "an4" / "wav" / "fclc" / "an147-fclc-b.wav"]
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def train_on_fsdd(run_dir, model_overrides: dict | None = None):
+    """A tiny stage-2 model trained `TRAINING_STEPS` steps on the FSDD digits (ASR + speaker); its final folder."""
     corpus = {
         "name": "fsdd", "source": str(FSDD / "metadata.csv"), "split": "train", "task": "asr+speaker",
         "columns": {"audio": "path", "id": "path", "text": "transcript", "speaker": "speaker",
                     "duration": "duration_s", "split": "split"},
     }
-    run = tmp_path_factory.mktemp("run")
-    trained = finetune.main([
-        "--config", str(REPO_ROOT / "training" / "configs" / "tiny_stage2.yaml"), "--output_dir", str(run),
+    overrides = ["--set", f"model.overrides={json.dumps(model_overrides)}"] if model_overrides else []
+    return finetune.main([
+        "--config", str(REPO_ROOT / "training" / "configs" / "tiny_stage2.yaml"), "--output_dir", str(run_dir),
         "--max_steps", str(TRAINING_STEPS), "--set", f"data.train={json.dumps([corpus])}",
-        "--set", "training.save_every_steps=100000",
+        *overrides, "--set", "training.save_every_steps=100000",
     ])
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    trained = train_on_fsdd(tmp_path_factory.mktemp("run"))
     torch.manual_seed(0)
     model = MT2KDForMultiTask.from_pretrained(
         trained, use_audio_tagging=True, num_labels=len(TAG_NAMES), id2label=TAG_NAMES

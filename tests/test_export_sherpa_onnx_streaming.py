@@ -9,8 +9,6 @@ waveform followed by 0.5 s of silence, and our `StreamingRecognizer` is fed ever
 (kaldi-native-fbank, the same options as ours; see tests/test_export_sherpa_onnx.py).
 """
 
-import csv
-import json
 import warnings
 
 import numpy as np
@@ -30,12 +28,9 @@ from training_mt2kd.export.streaming_export import (
     streaming_state_names,
     write_streaming_encoder,
 )
-from training_mt2kd.recipe import finetune
 
-from .conftest import DATA_DIR, REPO_ROOT
+from .test_export_sherpa_onnx import evaluation_recordings, train_on_fsdd
 
-FSDD = DATA_DIR / "fsdd"
-TRAINING_STEPS = 100  # ~1 minute on 2 cores; enough for the transducer to emit several different tokens
 CHUNK_SIZE, LEFT_CONTEXT = 8, 32  # 160 ms chunks: a one-second digit is decoded in several chunks
 CAUSAL = {
     "vocab_size": 20, "causal": True, "chunk_size": CHUNK_SIZE, "left_context_frames": LEFT_CONTEXT,
@@ -45,25 +40,9 @@ TAIL_SILENCE_S = 0.5
 PIECE_S = 0.1  # audio is given to sherpa-onnx 100 ms at a time, decoding whatever is ready after each piece
 
 
-def evaluation_recordings() -> list:
-    rows = [row for row in csv.DictReader(open(FSDD / "metadata.csv")) if row["split"] == "test"]
-    paths = [FSDD / row["path"] for row in rows[::60]]  # 5 recordings, different digits and speakers
-    return paths + [DATA_DIR / "an4" / "wav" / "fclc" / "an147-fclc-b.wav"]
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    corpus = {
-        "name": "fsdd", "source": str(FSDD / "metadata.csv"), "split": "train", "task": "asr+speaker",
-        "columns": {"audio": "path", "id": "path", "text": "transcript", "speaker": "speaker",
-                    "duration": "duration_s", "split": "split"},
-    }
-    run = tmp_path_factory.mktemp("run")
-    trained = finetune.main([
-        "--config", str(REPO_ROOT / "training" / "configs" / "tiny_stage2.yaml"), "--output_dir", str(run),
-        "--max_steps", str(TRAINING_STEPS), "--set", f"data.train={json.dumps([corpus])}",
-        "--set", f"model.overrides={json.dumps(CAUSAL)}", "--set", "training.save_every_steps=100000",
-    ])
+    trained = train_on_fsdd(tmp_path_factory.mktemp("run"), model_overrides=CAUSAL)
     output = tmp_path_factory.mktemp("onnx")
     report = export_onnx(trained, output)
     model = MT2KDForMultiTask.from_pretrained(trained).eval()
