@@ -26,7 +26,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from configuration_mt2kd import PRESETS, MT2KDConfig
+from configuration_mt2kd import MT2KDConfig
+from configuration_mt2kd.presets import resolve_preset
 
 from .modeling_mt2kd import MT2KDForDistillation, MT2KDForMultiTask, MT2KDPreTrainedModel
 
@@ -174,20 +175,27 @@ def _chunk_arguments(arguments: dict) -> dict:
 
 
 def load_config(preset_or_json: str | Path | MT2KDConfig) -> MT2KDConfig:
-    """A preset name, an MT2KD config.json, or a JSON of icefall arguments."""
+    """A preset name or an MT2KD config.json (both through `resolve_preset`, the one preset resolver), or a JSON of
+    icefall arguments (or a fixture README.json holding them)."""
     if isinstance(preset_or_json, MT2KDConfig):
         return preset_or_json
-    if str(preset_or_json) in PRESETS:
-        return MT2KDConfig.from_preset(str(preset_or_json))
-    path = Path(preset_or_json)
+    arguments = _icefall_arguments(preset_or_json)
+    if arguments is not None:
+        return config_from_icefall_arguments(arguments)
+    return MT2KDConfig(**resolve_preset(preset_or_json))
+
+
+def _icefall_arguments(path: str | Path) -> dict | None:
+    """The icefall arguments of a JSON file that is not an MT2KD config.json; None for anything else (a preset name,
+    an MT2KD config.json), which `resolve_preset` then reads or refuses."""
+    path = Path(path)
     if not path.is_file():
-        raise ValueError(f"--config must be a preset ({sorted(PRESETS)}) or a JSON file; got {preset_or_json!r}")
-    arguments = json.loads(path.read_text())
-    if arguments.get("model_type") == MT2KDConfig.model_type:
-        return MT2KDConfig.from_dict(arguments)
+        return None
+    arguments = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(arguments, dict) or arguments.get("model_type") == MT2KDConfig.model_type:
+        return None
     fixture_config = arguments.get("config", {})  # a fixture README.json
-    arguments = fixture_config.get("params_stage2", fixture_config.get("params_training_construction", arguments))
-    return config_from_icefall_arguments(arguments)
+    return fixture_config.get("params_stage2", fixture_config.get("params_training_construction", arguments))
 
 
 def _is_stage2(state_dict: dict[str, torch.Tensor]) -> bool:

@@ -8,7 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from modeling_mt2kd import MT2KDForDistillation, MT2KDForMultiTask
-from modeling_mt2kd.convert_icefall import convert_icefall_checkpoint, load_checkpoint, main
+from configuration_mt2kd import MT2KDConfig
+from modeling_mt2kd.convert_icefall import convert_icefall_checkpoint, load_checkpoint, load_config, main
 
 from .conftest import FIXTURES_DIR
 
@@ -84,3 +85,11 @@ def test_unknown_keys_are_reported_not_silently_ignored(reference_state):
     extra = {**reference_state, "some_new_module.weight": torch.zeros(3)}
     _, _, report = convert_icefall_checkpoint(extra, FIXTURE / "README.json")
     assert report.dropped["some_new_module.weight"] == "no MT2KD counterpart"
+
+
+def test_config_option_reads_presets_and_config_json_through_the_preset_resolver(tmp_path):
+    assert load_config("mt2kd-tiny").to_dict() == MT2KDConfig.from_preset("mt2kd-tiny").to_dict()
+    MT2KDConfig.from_preset("mt2kd-tiny", num_speakers=5).save_pretrained(tmp_path)
+    assert load_config(tmp_path / "config.json").num_speakers == 5
+    with pytest.raises(ValueError, match="'mt2kd-huge' is neither an MT2KD preset"):
+        load_config("mt2kd-huge")
