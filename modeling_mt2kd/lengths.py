@@ -13,10 +13,17 @@ import torch
 
 from configuration_mt2kd.configuration_mt2kd import FBANK_HOP_SAMPLES
 
-from .encoder.resampling import downsampled_lengths
-from .encoder.subsampling import subsampled_lengths
-
 __all__ = ["downsampled_lengths", "encoder_output_lengths", "fbank_num_frames", "samples_to_output_frames", "subsampled_lengths"]
+
+
+def subsampled_lengths(input_lengths: torch.Tensor) -> torch.Tensor:
+    """Frames after `Conv2dSubsampling` (50 Hz) of `input_lengths` fbank frames: (T - 7) // 2."""
+    return (input_lengths - 7) // 2
+
+
+def downsampled_lengths(lengths: torch.Tensor, factor: int) -> torch.Tensor:
+    """Frames after downsampling `lengths` (a tensor or an int) by `factor`: ceil(lengths / factor)."""
+    return (lengths + factor - 1) // factor
 
 
 def fbank_num_frames(num_samples: torch.Tensor) -> torch.Tensor:

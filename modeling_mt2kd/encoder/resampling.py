@@ -3,12 +3,8 @@
 import torch
 from torch import nn
 
+from ..lengths import downsampled_lengths
 from ..masks import lengths_to_mask
-
-
-def downsampled_lengths(lengths: torch.Tensor, factor: int) -> torch.Tensor:
-    """Frames after downsampling by `factor`: ceil(lengths / factor)."""
-    return (lengths + factor - 1) // factor
 
 
 class SimpleDownsample(nn.Module):
@@ -26,7 +22,7 @@ class SimpleDownsample(nn.Module):
     def forward(self, hidden_states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(batch, frames, channels) → (batch, ceil(frames / factor), channels)."""
         batch_size, num_frames, channels = hidden_states.shape
-        out_frames = (num_frames + self.factor - 1) // self.factor
+        out_frames = downsampled_lengths(num_frames, self.factor)
         positions = torch.arange(out_frames * self.factor, device=hidden_states.device)
         last_valid = (lengths - 1).clamp(min=0).unsqueeze(1)
         source_index = torch.minimum(positions.unsqueeze(0), last_valid)  # (batch, out_frames * factor)

@@ -9,7 +9,8 @@ from torch import nn
 from .attention import compact_relative_positions
 from .bypass import BypassModule
 from .layer import Zipformer2Layer
-from .resampling import SimpleDownsample, downsampled_lengths, padding_mask, upsample
+from ..lengths import downsampled_lengths
+from .resampling import SimpleDownsample, padding_mask, upsample
 from .schedules import Schedule, schedule
 
 POS_EMB_DROPOUT = 0.15

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from transformers.utils import ModelOutput
 
+from ..lengths import downsampled_lengths, subsampled_lengths
 from ..masks import lengths_to_mask
 from .activations import swoosh_r
 from .attention import MASKED_SCORE, NonlinAttention, RelPositionAttentionWeights, SelfAttention, compact_relative_positions
@@ -207,7 +208,7 @@ def encoder_streaming_forward(
 
     chunk_size, left_frames = state.chunk_size, state.left_context_frames
     hidden, embed_left_context = embed_streaming_forward(encoder.embed, features, state.embed_left_context)
-    lengths = (feature_lengths - SUBSAMPLING_CONTEXT) // 2 - CONVNEXT_LOOKAHEAD
+    lengths = subsampled_lengths(feature_lengths) - CONVNEXT_LOOKAHEAD
     # Cache slot j holds the frame `left_frames - j` frames back; slots never filled are masked.
     slots = torch.arange(left_frames, device=hidden.device)
     never_filled = slots.unsqueeze(0) < (left_frames - state.processed_frames).unsqueeze(1)
@@ -225,7 +226,7 @@ def encoder_streaming_forward(
     full = torch.full((combined.shape[0],), combined.shape[1], device=combined.device)
     encoder_out = encoder.output_downsample(combined, full)
     factor = encoder.output_downsampling_factor
-    out_lengths = ((lengths + factor - 1) // factor).clamp(min=0)
+    out_lengths = downsampled_lengths(lengths, factor).clamp(min=0)
     new_state = replace(
         state,
         layers=tuple(new_layers),

@@ -6,17 +6,13 @@ import torch
 from torch import nn
 
 from ..initialization import with_initial_scale
+from ..lengths import subsampled_lengths
 from ..masks import lengths_to_mask
 from .activation_constraints import Balancer, ScaleGradient, Whiten
 from .activations import SwooshL, SwooshR
 from .bias_norm import BiasNorm
 from .dropout import shared_dropout
 from .schedules import Schedule, schedule
-
-
-def subsampled_lengths(input_lengths: torch.Tensor) -> torch.Tensor:
-    """Frames after `Conv2dSubsampling`: (T - 7) // 2."""
-    return (input_lengths - 7) // 2
 
 
 class ConvNeXt(nn.Module):

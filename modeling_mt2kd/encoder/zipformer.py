@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from .chunk_masks import choose_chunking, chunk_attention_mask
-from .resampling import SimpleDownsample, downsampled_lengths
+from ..lengths import downsampled_lengths
+from .resampling import SimpleDownsample
 from .schedules import schedule
 from .stack import Zipformer2Stack
 from .subsampling import Conv2dSubsampling
