@@ -636,18 +636,11 @@ class MT2KDForDistillation(_MT2KDHeadModel):
         config = self.config
         stacked_dim = config.teacher_frames_per_frame * config.whisper_dim
         if targets.shape[-1] == stacked_dim and config.teacher_frames_per_frame > 1:
-            return stacked_targets_to_length(targets, num_frames)
+            # Already stacked: one stacked frame per output frame, cut or its last frame repeated.
+            return stack_teacher_frames(targets, num_frames, frames_per_frame=1)
         if targets.shape[-1] != config.whisper_dim:
             raise ValueError(
                 f"whisper_targets must have {config.whisper_dim} (50 Hz frames) or {stacked_dim} (stacked 25 Hz "
                 f"frames) channels; got {targets.shape[-1]}. Check config.whisper_dim against the teacher."
             )
         return stack_teacher_frames(targets, num_frames, config.teacher_frames_per_frame)
-
-
-def stacked_targets_to_length(targets: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """Cut or extend (repeating the last frame) stacked targets to `num_frames` frames."""
-    if targets.shape[1] >= num_frames:
-        return targets[:, :num_frames]
-    tail = targets[:, -1:].expand(-1, num_frames - targets.shape[1], -1)
-    return torch.cat([targets, tail], dim=1)

@@ -261,3 +261,13 @@ def test_presets_describe_the_paper_model():
     assert config.problem_type == "multi_label_classification"
     assert (config.vocab_size, config.decoder_dim, config.joiner_dim, config.context_size) == (500, 512, 512, 2)
     assert (config.speaker_embedding_dim, config.whisper_dim, config.output_dim) == (192, 1280, 512)
+
+
+def test_prestacked_whisper_targets_are_cut_or_extended_with_their_last_frame():
+    torch.manual_seed(0)
+    config = tiny_config()
+    model = MT2KDForDistillation(config).eval()
+    stacked = torch.randn(1, 3, 2 * config.whisper_dim)
+    extended = model._stacked_whisper_targets(stacked, 5)
+    torch.testing.assert_close(extended, torch.cat([stacked, stacked[:, -1:], stacked[:, -1:]], dim=1))
+    torch.testing.assert_close(model._stacked_whisper_targets(stacked, 2), stacked[:, :2])
