@@ -34,5 +34,17 @@ def fixtures_dir() -> Path:
     return FIXTURES_DIR
 
 
+@pytest.fixture(scope="session")
+def fsdd_causal_export(tmp_path_factory):
+    """A tiny causal model trained once per session on the FSDD digits, exported to ONNX
+    (`tests.fsdd_causal_model.ExportedModel`); shared by the offline and streaming sherpa-onnx tests."""
+    from .fsdd_causal_model import train_and_export
+
+    return train_and_export(
+        tmp_path_factory.mktemp("fsdd-causal-run"), tmp_path_factory.mktemp("fsdd-causal-model"),
+        tmp_path_factory.mktemp("fsdd-causal-onnx"),
+    )
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_CACHE_DIR, ignore_errors=True)

@@ -1,13 +1,12 @@
 """sherpa-onnx, a runtime nobody here wrote, loads the exported files and agrees with our pipelines.
 
-The model is trained for a minute on the FSDD spoken digits so that it emits a real mix of tokens, then given an
-(untrained) tagging head so that all four heads are exported. sherpa-onnx computes its own fbank
+The model is the session's tiny causal model (`fsdd_causal_export`, tests/fsdd_causal_model.py): trained for a
+minute on the FSDD spoken digits so that it emits a real mix of tokens, then given an (untrained) tagging head so that
+all four heads are exported. Exported offline, a causal model is its simulated-streaming forward (chunk-limited
+attention, chunk-causal convolutions), the same graph our pipelines run. sherpa-onnx computes its own fbank
 (kaldi-native-fbank: 16 kHz, 80 bins, dither 0, snip_edges false, samples in [-1, 1]), the same options as
 `MT2KDFeatureExtractor`; both sides get the same 16 kHz waveform.
 """
-
-import csv
-import json
 
 import numpy as np
 import pytest
@@ -18,52 +17,17 @@ sherpa_onnx = pytest.importorskip("sherpa_onnx", reason="the export extra (pip i
 import processing_mt2kd  # noqa: F401  (registers the pipelines)
 from modeling_mt2kd import MT2KDForMultiTask
 from processing_mt2kd import MT2KDProcessor, load_audio
-from training_mt2kd.export import export_onnx
-from training_mt2kd.recipe import finetune
 from transformers import pipeline
 
-from .conftest import DATA_DIR, REPO_ROOT
-
-FSDD = DATA_DIR / "fsdd"
-TRAINING_STEPS = 100  # ~1 minute on 2 cores; enough for the transducer to emit several different tokens
-TAG_NAMES = {0: "Speech", 1: "Music", 2: "Dog", 3: "Siren, alarm"}
-
-
-def evaluation_recordings() -> list:
-    rows = [row for row in csv.DictReader(open(FSDD / "metadata.csv")) if row["split"] == "test"]
-    paths = [FSDD / row["path"] for row in rows[::60]]  # 5 recordings, different digits and speakers
-    return paths + [DATA_DIR / "an4" / "wav" / "fclc" / "an147-fclc-b.wav"]
-
-
-def train_on_fsdd(run_dir, model_overrides: dict | None = None):
-    """A tiny stage-2 model trained `TRAINING_STEPS` steps on the FSDD digits (ASR + speaker); its final folder."""
-    corpus = {
-        "name": "fsdd", "source": str(FSDD / "metadata.csv"), "split": "train", "task": "asr+speaker",
-        "columns": {"audio": "path", "id": "path", "text": "transcript", "speaker": "speaker",
-                    "duration": "duration_s", "split": "split"},
-    }
-    overrides = ["--set", f"model.overrides={json.dumps(model_overrides)}"] if model_overrides else []
-    return finetune.main([
-        "--config", str(REPO_ROOT / "training" / "configs" / "tiny_stage2.yaml"), "--output_dir", str(run_dir),
-        "--max_steps", str(TRAINING_STEPS), "--set", f"data.train={json.dumps([corpus])}",
-        *overrides, "--set", "training.save_every_steps=100000",
-    ])
+from .fsdd_causal_model import TAG_NAMES, evaluation_recordings
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    trained = train_on_fsdd(tmp_path_factory.mktemp("run"))
-    torch.manual_seed(0)
-    model = MT2KDForMultiTask.from_pretrained(
-        trained, use_audio_tagging=True, num_labels=len(TAG_NAMES), id2label=TAG_NAMES
-    ).eval()
-    folder = tmp_path_factory.mktemp("model")
-    model.save_pretrained(folder)
-    MT2KDProcessor.from_pretrained(trained).save_pretrained(folder)
-    output = tmp_path_factory.mktemp("onnx")
-    export_onnx(folder, output)
+def exported(fsdd_causal_export):
+    model = MT2KDForMultiTask.from_pretrained(fsdd_causal_export.folder).eval()
+    assert model.config.causal, "these tests are meant to cover the offline export of a causal model"
     audio = [load_audio(path)[0] for path in evaluation_recordings()]
-    return {"model": model, "folder": folder, "output": output, "audio": audio}
+    return {"model": model, "folder": fsdd_causal_export.folder, "output": fsdd_causal_export.output, "audio": audio}
 
 
 def our_outputs(exported, waveform):

@@ -21,7 +21,6 @@ from configuration_mt2kd import MT2KDConfig
 from modeling_mt2kd import MT2KDForMultiTask
 from modeling_mt2kd.decoding.streaming_recognizer import StreamingRecognizer
 from processing_mt2kd import MT2KDFeatureExtractor, load_audio
-from training_mt2kd.export import export_onnx
 from training_mt2kd.export.streaming_export import (
     STREAMING_ENCODER_FILE,
     check_streaming_exportable,
@@ -29,26 +28,20 @@ from training_mt2kd.export.streaming_export import (
     write_streaming_encoder,
 )
 
-from .test_export_sherpa_onnx import evaluation_recordings, train_on_fsdd
+from .fsdd_causal_model import CAUSAL, CHUNK_SIZE, LEFT_CONTEXT, evaluation_recordings
 
-CHUNK_SIZE, LEFT_CONTEXT = 8, 32  # 160 ms chunks: a one-second digit is decoded in several chunks
-CAUSAL = {
-    "vocab_size": 20, "causal": True, "chunk_size": CHUNK_SIZE, "left_context_frames": LEFT_CONTEXT,
-    "training_chunk_sizes": [8, 16, 32, -1], "training_left_context_frames": [32, 64, -1],
-}
 TAIL_SILENCE_S = 0.5
 PIECE_S = 0.1  # audio is given to sherpa-onnx 100 ms at a time, decoding whatever is ready after each piece
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    trained = train_on_fsdd(tmp_path_factory.mktemp("run"), model_overrides=CAUSAL)
-    output = tmp_path_factory.mktemp("onnx")
-    report = export_onnx(trained, output)
-    model = MT2KDForMultiTask.from_pretrained(trained).eval()
+def exported(fsdd_causal_export):
+    """The session's causal model (chunk 8 = 160 ms, left context 32; tests/fsdd_causal_model.py), its export."""
+    model = MT2KDForMultiTask.from_pretrained(fsdd_causal_export.folder).eval()
     silence = np.zeros(int(TAIL_SILENCE_S * 16000), dtype=np.float32)
     audio = [np.concatenate([load_audio(path)[0], silence]) for path in evaluation_recordings()]
-    return {"model": model, "folder": trained, "output": output, "report": report, "audio": audio}
+    return {"model": model, "folder": fsdd_causal_export.folder, "output": fsdd_causal_export.output,
+            "report": fsdd_causal_export.report, "audio": audio}
 
 
 def token_ids(output) -> dict[str, int]:
