@@ -25,7 +25,10 @@ from training_mt2kd.release.release import (
     check_model_folder,
     load_eval_results,
     render_model_card,
+    reported_metrics,
+    task_decodings,
 )
+from training_mt2kd.tasks import Task, encode_class_names, register_task, unregister_task
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_ID = "mt2kd-tests/tiny-release"
@@ -202,6 +205,25 @@ def test_eval_results_with_a_bad_entry_are_refused_naming_it(tmp_path, change, m
     results = {"results": [{**EVAL_RESULTS["results"][0], **change}]}
     (tmp_path / "results.json").write_text(json.dumps(results))
     with pytest.raises(ReleaseError, match=rf"results\[0\] has {message}"):
+        load_eval_results(tmp_path / "results.json")
+
+
+def test_eval_results_of_a_task_table_row_are_read_with_its_metrics(tmp_path):
+    row = Task(
+        name="gender", label_role="gender", batch_key="gender_ids", label_argument="gender_labels",
+        mask_argument="gender_mask", head_flags=("use_gender",), head_attributes=("gender_head",),
+        loss_weights=(), metrics=("accuracy",), encode=encode_class_names,
+    )
+    result = {"task": "gender", "dataset": "an4", "split": "test", "metric": "accuracy", "value": 90.0}
+    (tmp_path / "results.json").write_text(json.dumps({"results": [result]}))
+    register_task(row)
+    try:
+        assert load_eval_results(tmp_path / "results.json")["results"] == [result]
+        assert reported_metrics("speaker") == ("eer", "min_dcf", "threshold")
+        assert task_decodings("asr") == ("ctc_greedy", "greedy_search", "modified_beam_search")
+    finally:
+        unregister_task("gender")
+    with pytest.raises(ReleaseError, match="task='gender'"):
         load_eval_results(tmp_path / "results.json")
 
 

@@ -39,6 +39,7 @@ from training_mt2kd.release.remote_code import (
 from processing_mt2kd import MT2KDProcessor
 from processing_mt2kd.pipelines.speaker_threshold import read_calibrated_threshold
 from training_mt2kd.release.provenance import read_training_metadata, stages_of
+from training_mt2kd.tasks import get_task, task_names
 
 logger = logging.getLogger(__name__)
 
@@ -54,23 +55,20 @@ FRONT_END_FILES = (
     "special_tokens_map.json",
     "bpe.model",
 )
-# evaluate.py's tasks → the metrics each may report, the model-index task type and display names. Speaker
-# verification has its own task type: the Hub groups model-index results by type, and under "audio-classification"
-# EER and minDCF were shown as "Audio tagging" results.
-EVAL_TASKS = {
-    "asr": {"metrics": ("wer",), "task_type": "automatic-speech-recognition", "task_name": "Speech recognition"},
-    "tagging": {"metrics": ("map",), "task_type": "audio-classification", "task_name": "Audio tagging"},
-    "speaker": {
-        "metrics": ("eer", "min_dcf", "threshold"),
-        "task_type": "speaker-verification",
-        "task_name": "Speaker verification",
-    },
+# How the Hub shows each task's results: the model-index task type and display name. Speaker verification has its own
+# task type: the Hub groups model-index results by type, and under "audio-classification" EER and minDCF were shown as
+# "Audio tagging" results. A task added to the task table without an entry here is shown as audio classification
+# under its own name. Which tasks exist, and their metrics and decodings, come from training_mt2kd.tasks.
+HUB_TASKS = {
+    "asr": {"task_type": "automatic-speech-recognition", "task_name": "Speech recognition"},
+    "tagging": {"task_type": "audio-classification", "task_name": "Audio tagging"},
+    "speaker": {"task_type": "speaker-verification", "task_name": "Speaker verification"},
 }
-# Results that are settings rather than scores (a calibrated threshold): not in model-index or the results table.
-SETTING_METRICS = ("threshold",)
+# Results that are settings rather than scores, per task (the speaker threshold the evaluation calibrates,
+# training_mt2kd.evaluation.threshold): accepted in the evaluation JSON, left out of model-index and the results table.
+SETTING_METRICS = {"speaker": ("threshold",)}
 METRIC_NAMES = {"wer": "WER", "map": "mAP", "eer": "EER", "min_dcf": "minDCF"}
 PERCENT_METRICS = ("wer", "map", "eer")
-ASR_DECODINGS = ("ctc_greedy", "greedy_search", "modified_beam_search")
 # HTTP statuses worth another try: timeouts, rate limits and server-side failures.
 TRANSIENT_STATUS_CODES = (408, 429, 500, 502, 503, 504)
 
@@ -154,11 +152,11 @@ def load_eval_results(path: str | Path) -> dict:
     for index, result in enumerate(data["results"]):
         where = f"{path}: results[{index}]"
         task = result.get("task")
-        if task not in EVAL_TASKS:
-            raise ReleaseError(f"{where} has task={task!r}; expected one of {sorted(EVAL_TASKS)}")
-        if result.get("metric") not in EVAL_TASKS[task]["metrics"]:
+        if task not in task_names():
+            raise ReleaseError(f"{where} has task={task!r}; expected one of {sorted(task_names())}")
+        if result.get("metric") not in reported_metrics(task):
             raise ReleaseError(
-                f"{where} has metric={result.get('metric')!r}; a {task} result reports {EVAL_TASKS[task]['metrics']}"
+                f"{where} has metric={result.get('metric')!r}; a {task} result reports {reported_metrics(task)}"
             )
         value = result.get("value")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -166,16 +164,28 @@ def load_eval_results(path: str | Path) -> dict:
         for key in ("dataset", "split"):
             if not isinstance(result.get(key), str) or not result[key]:
                 raise ReleaseError(f"{where} has {key}={result.get(key)!r}; expected a non-empty string")
-        if task == "asr" and result.get("decoding") not in ASR_DECODINGS:
-            raise ReleaseError(f"{where} has decoding={result.get('decoding')!r}; expected one of {ASR_DECODINGS}")
+        decodings = task_decodings(task)
+        if decodings and result.get("decoding") not in decodings:
+            raise ReleaseError(f"{where} has decoding={result.get('decoding')!r}; expected one of {decodings}")
     return data
+
+
+def reported_metrics(task: str) -> tuple[str, ...]:
+    """The metrics an evaluation result of `task` may report: the task table's, then its settings."""
+    return (*get_task(task).metrics, *SETTING_METRICS.get(task, ()))
+
+
+def task_decodings(task: str) -> tuple[str, ...]:
+    """Every decoding of `task` in the task table (a result of a task with decodings names one)."""
+    decodings = get_task(task).decodings or {}
+    return tuple(dict.fromkeys(method for methods in decodings.values() for method in methods))
 
 
 def model_index(eval_results: dict, model_name: str) -> list[EvalResult]:
     """One `model-index` entry per evaluation result, values exactly as in the JSON."""
     entries = []
     for result in _scores(eval_results):
-        task = EVAL_TASKS[result["task"]]
+        task = HUB_TASKS.get(result["task"], {"task_type": "audio-classification", "task_name": result["task"]})
         metric_name = _metric_name(result)
         entries.append(
             EvalResult(
@@ -195,13 +205,15 @@ def model_index(eval_results: dict, model_name: str) -> list[EvalResult]:
 
 
 def _scores(eval_results: dict) -> list[dict]:
-    return [result for result in eval_results["results"] if result["metric"] not in SETTING_METRICS]
+    return [
+        result for result in eval_results["results"] if result["metric"] not in SETTING_METRICS.get(result["task"], ())
+    ]
 
 
 def _metric_name(result: dict) -> str:
     """Display name of a result's metric, with the decoding (ASR) or operating point (minDCF)."""
-    name = METRIC_NAMES[result["metric"]]
-    if result["task"] == "asr":
+    name = METRIC_NAMES.get(result["metric"], result["metric"])
+    if result.get("decoding"):
         return f"{name} ({result['decoding']})"
     if "p_target" in result:
         return f"{name} (p_target={result['p_target']})"
