@@ -9,7 +9,7 @@ import torch
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="the export extra (pip install -e '.[export]') is not installed")
 
-from configuration_mt2kd import MT2KDConfig
+from configuration_mt2kd import MIN_INPUT_FRAMES, MT2KDConfig
 from modeling_mt2kd import MT2KDForCTC, MT2KDForMultiTask
 from processing_mt2kd import MT2KDFeatureExtractor, MT2KDProcessor, load_audio, train_bpe_tokenizer
 from training_mt2kd.cli.main import main as mt2kd_main
@@ -100,6 +100,18 @@ def test_onnx_graphs_take_any_batch_size_and_length(exported):
             expected = exported["model"](inputs["input_features"], inputs["attention_mask"]).speaker_embeddings
         assert speaker.shape == (len(paths), 192)
         assert np.abs(speaker - expected.numpy()).max() < TOLERANCE
+
+
+@pytest.mark.slow
+def test_onnx_graph_reproduces_pytorch_down_to_the_shortest_input(exported):
+    model_onnx = session(exported["output"] / "model.onnx")
+    for frames in (MIN_INPUT_FRAMES, MIN_INPUT_FRAMES + 3):
+        features = torch.randn(1, frames, 80, generator=torch.Generator().manual_seed(frames))
+        mask = torch.ones(1, frames, dtype=torch.long)
+        (hidden,) = model_onnx.run(["last_hidden_state"], {"input_features": features.numpy(), "attention_mask": mask.numpy()})
+        with torch.no_grad():
+            expected = exported["model"](features, mask).last_hidden_state
+        assert hidden.shape == tuple(expected.shape) and np.abs(hidden - expected.numpy()).max() < TOLERANCE
 
 
 def onnx_greedy_search(folder, features: np.ndarray, context_size: int) -> list[int]:

@@ -28,6 +28,8 @@ import onnx
 import torch
 from onnx import TensorProto, helper
 
+from configuration_mt2kd import MIN_INPUT_FRAMES
+
 from . import sherpa_onnx_layout as sherpa
 from .graph_editing import prune_to_outputs, replace_inputs, set_metadata
 from .graphs import EncoderOutputs, MultiHeadEncoderGraph, TransducerDecoderGraph, TransducerJoinerGraph
@@ -41,7 +43,6 @@ REPORT_FILE = "export.json"
 EXPORTER = "torch.onnx.export(dynamo=True)"
 # fp32 files must reproduce PyTorch; anything beyond this on the check batch is a broken graph, not rounding.
 FP32_TOLERANCE = 1e-3
-MIN_FRAMES = 9  # the encoder's shortest input (one output frame)
 
 
 @dataclass
@@ -229,7 +230,10 @@ def _default_opset(graph: onnx.ModelProto) -> int:
 
 def _export_encoder(graph: MultiHeadEncoderGraph, num_mel_bins: int, opset: int) -> onnx.ModelProto:
     batch = torch.export.Dim("batch")
-    frames = torch.export.Dim("frames", min=MIN_FRAMES)
+    # The graph's shortest input is the model's, MIN_INPUT_FRAMES (one output frame): the ONNX graph reproduces PyTorch
+    # from there (tests/test_export_onnx.py), unlike a torch.export program, which starts at
+    # modeling_mt2kd.graph_capture.min_graph_frames.
+    frames = torch.export.Dim("frames", min=MIN_INPUT_FRAMES)
     example = (torch.randn(2, 200, num_mel_bins), torch.tensor([200, 150]))
     return _to_onnx(
         graph, example, ["x", "x_lens"], graph.output_names, {"x": {0: batch, 1: frames}, "x_lens": {0: batch}}, opset
