@@ -25,8 +25,9 @@ class CTCHead(nn.Module):
         logits = self.proj(self.dropout(hidden_states))
         if frame_mask is None:
             return logits
-        blank_only = torch.full_like(logits[0, 0], torch.finfo(logits.dtype).min)
-        blank_only[self.blank_id] = 0.0
+        # Built without an indexed write: `tensor[i] = 0.0` copies a host scalar, which CUDA-graph capture refuses.
+        vocabulary = torch.arange(logits.shape[-1], device=logits.device)
+        blank_only = torch.where(vocabulary == self.blank_id, 0.0, torch.finfo(logits.dtype).min).to(logits.dtype)
         return torch.where(frame_mask.unsqueeze(-1).bool(), logits, blank_only)
 
 
