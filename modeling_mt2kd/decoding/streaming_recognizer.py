@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..encoder.streaming import LOG_EPS, LOOKAHEAD_FBANK_FRAMES, chunk_input_frames
+from ..lengths import encoder_output_lengths
 from .decoded_sequence import DecodedSequence
 from .streaming_search import StreamingCTCSearch, StreamingGreedySearch, StreamingModifiedBeamSearch
 
@@ -130,7 +131,9 @@ class StreamingRecognizer:
         of the stream (`keep_encoder_frames=None`) or over the last window so far."""
         if self.keep_encoder_frames == 0:
             raise RuntimeError("construct the recognizer with keep_encoder_frames=None (or a window) to get these")
-        audio_frames = ((self.audio_fbank_frames - 7) // 2 + 1) // 2  # encoder frames of the real audio
+        audio_frames = int(  # encoder frames of the real audio
+            encoder_output_lengths(torch.tensor(self.audio_fbank_frames), self.model.config.output_downsampling_factor)
+        )
         padding_frames = max(self.encoder_frames_done - audio_frames, 0)
         frames = self.kept_frames[: max(self.kept_frames.shape[0] - padding_frames, 0)].unsqueeze(0)
         if frames.shape[1] == 0:
