@@ -6,7 +6,7 @@ from torch import nn
 from ..initialization import with_initial_scale
 from .activation_constraints import Balancer, Whiten, whitening_schedule
 from .activations import swoosh_r
-from .causal_convolution import ChunkCausalDepthwiseConv1d
+from .causal_convolution import ChunkCausalDepthwiseConv1d, depthwise_conv_over_time
 from .schedules import schedule
 
 
@@ -48,8 +48,9 @@ class ConvolutionModule(nn.Module):
         if key_padding_mask is not None:
             values = values.masked_fill(key_padding_mask.unsqueeze(-1), 0.0)
         if self.causal:
-            convolved = self.depthwise_conv(values.transpose(1, 2), chunk_size)
+            convolved = self.depthwise_conv(values, chunk_size)
         else:
-            convolved = self.depthwise_conv(values.transpose(1, 2))
-        values = self.conv_balancer(convolved, batch_count).transpose(1, 2)
+            convolved = depthwise_conv_over_time(self.depthwise_conv, values, self.depthwise_conv.padding[0])
+        # The balancer acts on channel dim 1, so it sees (batch, channels, frames) (a view).
+        values = self.conv_balancer(convolved.transpose(1, 2), batch_count).transpose(1, 2)
         return self.out_proj(swoosh_r(self.whiten(values, batch_count)))

@@ -130,8 +130,8 @@ def convolution_streaming(
     """hidden (batch, T, dim), cache (batch, dim, kernel // 2), padding_mask (batch, T) True on padding."""
     values, gate = module.in_proj(hidden).chunk(2, dim=-1)
     values = (values * torch.sigmoid(gate)).masked_fill(padding_mask.unsqueeze(-1), 0.0)
-    convolved, new_cache = module.depthwise_conv.streaming_forward(values.transpose(1, 2), cache)
-    return module.out_proj(swoosh_r(convolved.transpose(1, 2))), new_cache
+    convolved, new_cache = module.depthwise_conv.streaming_forward(values, cache)
+    return module.out_proj(swoosh_r(convolved)), new_cache
 
 
 def layer_streaming_forward(
