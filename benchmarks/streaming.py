@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.machine import describe_machine, load_average
 from configuration_mt2kd import MT2KDConfig
 from modeling_mt2kd import MT2KDForRNNT
 from modeling_mt2kd.decoding.streaming_recognizer import StreamingRecognizer
@@ -78,6 +79,8 @@ def main() -> None:
     parser.add_argument("--left_context_frames", type=int, default=128)
     parser.add_argument("--stream_s", type=float, default=60.0, help="audio per latency measurement")
     parser.add_argument("--long_stream_s", type=float, default=3600.0, help="audio of the memory measurement")
+    parser.add_argument("--parts", nargs="+", choices=("latency", "memory"), default=["latency", "memory"],
+                        help="latency needs a quiet machine; memory does not (run it apart if time is short)")
     parser.add_argument("--output", default="benchmarks/results/streaming.json")
     args = parser.parse_args()
 
@@ -87,17 +90,20 @@ def main() -> None:
         args.preset, causal=True, chunk_size=args.chunk_sizes[0], left_context_frames=args.left_context_frames
     )
     model = MT2KDForRNNT(config).eval()
-    results = {"preset": args.preset, "threads": args.threads, "torch": torch.__version__, "settings": []}
+    results = {"machine": describe_machine(torch.device("cpu")), "preset": args.preset, "threads": args.threads,
+               "left_context_frames": args.left_context_frames, "settings": []}
     print(f"{args.preset} causal, {args.threads} threads")
     print(f"{'chunk':>8} {'left ctx':>8} {'median ms':>10} {'p95 ms':>8} {'RTF':>6}")
-    for chunk_size in args.chunk_sizes:
+    for chunk_size in args.chunk_sizes if "latency" in args.parts else []:
         row = time_stream(model, chunk_size, args.left_context_frames, args.stream_s)
         results["settings"].append(row)
         print(f"{row['chunk_ms']:>6.0f}ms {args.left_context_frames:>8} {row['latency_ms_median']:>10.1f} "
               f"{row['latency_ms_p95']:>8.1f} {row['rtf']:>6.3f}")
-    curve = memory_over_stream(model, args.chunk_sizes[0], args.left_context_frames, args.long_stream_s)
-    results["memory"] = curve
-    print("memory over the stream: " + ", ".join(f"{p['audio_s']:.0f}s {p['rss_mib']:.0f} MiB" for p in curve))
+    if "memory" in args.parts:
+        curve = memory_over_stream(model, args.chunk_sizes[0], args.left_context_frames, args.long_stream_s)
+        results["memory"] = curve
+        print("memory over the stream: " + ", ".join(f"{p['audio_s']:.0f}s {p['rss_mib']:.0f} MiB" for p in curve))
+    results["load_average_after"] = load_average()
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=1))
