@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+import socket
+
+import huggingface_hub
+import transformers
 from transformers import AutoModel
 from transformers.utils import logging
 
@@ -79,3 +83,67 @@ def test_a_folder_named_like_a_preset_loads(multitask_folder, tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
 
     assert type(MT2KDForMultiTask.from_pretrained("mt2kd-tiny")) is MT2KDForMultiTask
+
+
+@pytest.fixture()
+def no_network(monkeypatch):
+    """No network: every name lookup and connection (whatever HTTP library huggingface_hub uses) fails and is
+    recorded."""
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args[1:] if args and isinstance(args[0], socket.socket) else args)
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return attempts
+
+
+@pytest.mark.parametrize("offline", [True, False], ids=["HF_HUB_OFFLINE=1", "online-without-network"])
+@pytest.mark.parametrize("auto_class", ["AutoConfig", *modeling_mt2kd.registration.AUTO_MODEL_CLASSES])
+def test_auto_classes_refuse_a_preset_name_at_once_without_asking_the_hub(
+    auto_class, offline, tmp_path, monkeypatch, no_network
+):
+    # Before: transformers asked the Hub for a repository "mt2kd-66m" first (~28 s of retries without a network,
+    # then a generic OSError); the MT2KD classes' own from_pretrained already failed fast.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1" if offline else "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", offline)
+    start = time.monotonic()
+    with pytest.raises(OSError, match=r"(?s)preset.*convert_icefall.*MT2KDConfig.from_preset\('mt2kd-66m'\)"):
+        getattr(transformers, auto_class).from_pretrained("mt2kd-66m")
+    assert time.monotonic() - start < 1.0
+    assert no_network == []
+
+
+def test_auto_classes_still_load_a_local_folder_named_like_a_preset_and_ask_the_hub_for_a_repo_id(
+    multitask_folder, tmp_path, monkeypatch, no_network
+):
+    (tmp_path / "mt2kd-tiny").symlink_to(multitask_folder, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+    assert type(AutoModel.from_pretrained("mt2kd-tiny")) is MT2KDModel
+    assert transformers.AutoConfig.from_pretrained(multitask_folder).model_type == "mt2kd"
+    assert no_network == []
+    asked = []
+
+    def hub_download(repo_id, filename, **kwargs):  # the Hub, answering at once that it cannot be reached
+        asked.append((repo_id, filename))
+        raise OSError("the Hub cannot be reached in this test")
+
+    monkeypatch.setattr(transformers.utils.hub, "hf_hub_download", hub_download)
+    with pytest.raises(OSError):
+        transformers.AutoConfig.from_pretrained("some-user/mt2kd-66m", cache_dir=tmp_path / "cache")
+    assert asked == [("some-user/mt2kd-66m", "config.json")]  # a Hub id still goes to the Hub
+
+
+def test_registration_wraps_the_auto_classes_once():
+    modeling_mt2kd.register_auto_classes()
+    modeling_mt2kd.register_auto_classes()
+
+    wrapped = transformers.AutoModel.from_pretrained.__func__
+    assert wrapped.refuses_missing_presets and not hasattr(wrapped.__wrapped__, "refuses_missing_presets")
