@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from .gradient_limits import limit_param_value
+from .inference import eager_inference
 from .schedules import Schedule, schedule
 
 
@@ -21,9 +22,17 @@ class BypassModule(nn.Module):
         self.scale_min: Schedule = schedule((0.0, 0.9), (20000.0, 0.2), default=0.0)
 
     def forward(
-        self, module_input: torch.Tensor, module_output: torch.Tensor, batch_count: float | None = None
+        self,
+        module_input: torch.Tensor,
+        module_output: torch.Tensor,
+        batch_count: float | None = None,
+        output_is_scratch: bool = False,
     ) -> torch.Tensor:
-        """Both (batch, frames, embed_dim)."""
+        """Both (batch, frames, embed_dim). output_is_scratch: the caller will not read `module_output`
+        again, so in eager inference (see `eager_inference`) the result is computed in its memory
+        (same operations, same order: bit-identical, no new tensors)."""
+        if output_is_scratch and not self.training and eager_inference():
+            return module_output.sub_(module_input).mul_(self.bypass_scale).add_(module_input)
         scale = self.bypass_scale
         if self.training:
             scale = limit_param_value(scale, self.scale_min(batch_count, True), 1.0, training=True)

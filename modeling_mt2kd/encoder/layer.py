@@ -15,6 +15,7 @@ from .bypass import BypassModule
 from .convolution import ConvolutionModule
 from .dropout import sequence_dropout_mask
 from .feed_forward import FeedForwardModule
+from .inference import eager_inference
 from .schedules import Schedule, schedule
 
 
@@ -102,9 +103,16 @@ class Zipformer2Layer(GradientCheckpointingLayer):
             keep = sequence_dropout_mask(module_output, skip_rate, training)
             return module_output if keep is None else module_output * keep
 
+        # In eager inference the residual sums after the first accumulate in place (this layer's own
+        # tensor; nothing saved it for backward): bit-identical, one new tensor fewer per branch.
+        in_place = not training and eager_inference()
+
+        def add(hidden: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+            return hidden.add_(branch) if in_place else hidden + branch
+
         layer_input = hidden_states
         attn_weights = self.self_attn_weights(hidden_states, pos_emb, key_padding_mask, batch_count, attn_mask)
-        hidden_states = hidden_states + self.feed_forward1(hidden_states, batch_count)
+        hidden_states = hidden_states + self.feed_forward1(hidden_states, batch_count)  # never in place: the input
 
         attention_keep = sequence_dropout_mask(hidden_states, rate(self.attention_skip_rate), training)
 
@@ -117,23 +125,23 @@ class Zipformer2Layer(GradientCheckpointingLayer):
             attended = (first_head_weights > 0.0).to(first_head_weights.dtype)
             first_head_weights = attended / attended.sum(dim=-1, keepdim=True)
         nonlin = self.balancer_na(self.nonlin_attention(hidden_states, first_head_weights, batch_count), batch_count)
-        hidden_states = hidden_states + attention_branch(nonlin)
-        hidden_states = hidden_states + attention_branch(self.self_attn1(hidden_states, attn_weights, batch_count))
-        hidden_states = hidden_states + skippable(
+        hidden_states = add(hidden_states, attention_branch(nonlin))
+        hidden_states = add(hidden_states, attention_branch(self.self_attn1(hidden_states, attn_weights, batch_count)))
+        hidden_states = add(hidden_states, skippable(
             self.conv_module1(hidden_states, key_padding_mask, batch_count, chunk_size), rate(self.conv_skip_rate)
-        )
-        hidden_states = hidden_states + skippable(
+        ))
+        hidden_states = add(hidden_states, skippable(
             self.balancer_ff2(self.feed_forward2(hidden_states, batch_count), batch_count), rate(self.ff2_skip_rate)
-        )
-        hidden_states = self.bypass_mid(layer_input, hidden_states, batch_count)
+        ))
+        hidden_states = self.bypass_mid(layer_input, hidden_states, batch_count, output_is_scratch=True)
 
-        hidden_states = hidden_states + attention_branch(self.self_attn2(hidden_states, attn_weights, batch_count))
-        hidden_states = hidden_states + skippable(
+        hidden_states = add(hidden_states, attention_branch(self.self_attn2(hidden_states, attn_weights, batch_count)))
+        hidden_states = add(hidden_states, skippable(
             self.conv_module2(hidden_states, key_padding_mask, batch_count, chunk_size), rate(self.conv_skip_rate)
-        )
-        hidden_states = hidden_states + skippable(
+        ))
+        hidden_states = add(hidden_states, skippable(
             self.balancer_ff3(self.feed_forward3(hidden_states, batch_count), batch_count), rate(self.ff3_skip_rate)
-        )
+        ))
         hidden_states = self.norm(self.balancer1(hidden_states, batch_count))
-        hidden_states = self.bypass(layer_input, hidden_states, batch_count)
+        hidden_states = self.bypass(layer_input, hidden_states, batch_count, output_is_scratch=True)
         return self.whiten(self.balancer2(hidden_states, batch_count), batch_count)
