@@ -11,7 +11,7 @@ from torch.utils.checkpoint import checkpoint
 from huggingface_hub import try_to_load_from_cache
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.modeling_outputs import CausalLMOutput, SequenceClassifierOutput, XVectorOutput
+from transformers.modeling_outputs import SequenceClassifierOutput, XVectorOutput
 from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import capture_outputs
 
@@ -19,7 +19,7 @@ from configuration_mt2kd.presets import PRESETS
 from configuration_mt2kd import IGNORE_INDEX, MIN_INPUT_FRAMES, MT2KDConfig
 
 from .checkpointing import replaying_python_random
-from .decoding import DecodedSequence, greedy_search, modified_beam_search
+from .decoding import DecodedSequence
 from .encoder import Zipformer2Encoder
 from .encoder.streaming import StreamingEncoderOutput, new_streaming_state, run_streaming_chunk
 from .encoder.streaming_state import EncoderStreamingState
@@ -43,9 +43,11 @@ from .heads import (
     stack_teacher_frames,
     tagging_loss,
 )
+from .heads.added import build_added_heads
+from .generation import MT2KDGenerationMixin, decode_transducer
 from .graph_capture import is_capturing_graph
 from .masks import lengths_to_mask, mask_to_lengths
-from .outputs import DistillationOutput, MT2KDEncoderOutput, MultiTaskOutput, TransducerOutput
+from .outputs import CTCOutput, DistillationOutput, MT2KDEncoderOutput, MultiTaskOutput, TransducerOutput
 
 
 def masked_mean(per_sample: torch.Tensor, sample_mask: torch.Tensor | None) -> torch.Tensor:
@@ -194,7 +196,8 @@ class MT2KDModel(MT2KDPreTrainedModel):
         input_lengths = self._input_lengths(input_features, attention_mask)
         if not is_capturing_graph(input_features.device):
             check_input_lengths(input_lengths)
-        result = self.encoder(input_features, input_lengths, batch_count)
+        # No mask means no padding: the encoder then skips every padding mask (no host sync needed).
+        result = self.encoder(input_features, None if attention_mask is None else input_lengths, batch_count)
         output_mask = lengths_to_mask(result.lengths, result.last_hidden_state.shape[1]).long()
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -264,9 +267,9 @@ class _MT2KDHeadModel(MT2KDPreTrainedModel):
         )
 
 
-class MT2KDForCTC(_MT2KDHeadModel):
+class MT2KDForCTC(MT2KDGenerationMixin, _MT2KDHeadModel):
     """Encoder + CTC head. `labels` (batch, max_tokens) padded with -100 give the CTC loss (mean
-    over utterances of the per-utterance negative log-likelihood)."""
+    over utterances of the per-utterance negative log-likelihood); `generate()` decodes with the CTC best path."""
 
     def __init__(self, config: MT2KDConfig):
         super().__init__(config)
@@ -283,7 +286,7 @@ class MT2KDForCTC(_MT2KDHeadModel):
         output_hidden_states: bool | None = None,
         batch_count: float | None = None,
         output_attentions: bool | None = None,
-    ) -> CausalLMOutput:
+    ) -> CTCOutput:
         encoded = self._encode(input_features, attention_mask, output_hidden_states, output_attentions, batch_count)
         logits = self.ctc_head(encoded.last_hidden_state, encoded.attention_mask)
         loss = None
@@ -293,12 +296,13 @@ class MT2KDForCTC(_MT2KDHeadModel):
                 self.config.ctc_zero_infinity,
             )
             loss = per_utterance.mean()
-        return CausalLMOutput(
-            loss=loss, logits=logits, hidden_states=encoded.hidden_states, attentions=encoded.attentions
+        return CTCOutput(
+            loss=loss, logits=logits, hidden_states=encoded.hidden_states, attentions=encoded.attentions,
+            attention_mask=encoded.attention_mask,
         )
 
 
-class MT2KDForRNNT(_MT2KDHeadModel):
+class MT2KDForRNNT(MT2KDGenerationMixin, _MT2KDHeadModel):
     """Encoder + stateless transducer. `labels` (batch, max_tokens) padded with -100 give the RNN-T
     loss; `generate()` decodes with greedy or modified beam search."""
 
@@ -331,22 +335,6 @@ class MT2KDForRNNT(_MT2KDHeadModel):
             attentions=encoded.attentions,
         )
 
-    @torch.no_grad()
-    def generate(
-        self,
-        input_features: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        decoding_method: str = "greedy_search",
-        beam: int = 4,
-        max_symbols_per_frame: int = 1,
-    ) -> list[DecodedSequence]:
-        """Decode a batch; returns per utterance the token ids and the 25 Hz frame of each token."""
-        encoded = self._encode(input_features, attention_mask, False, False, None)
-        return decode_transducer(
-            self.transducer, encoded.last_hidden_state, mask_to_lengths(encoded.attention_mask),
-            decoding_method, beam, max_symbols_per_frame,
-        )
-
 
 def transducer_loss(
     transducer: TransducerHead,
@@ -362,26 +350,6 @@ def transducer_loss(
     return transducer.loss(
         encoder_out, encoder_lengths, labels, config.transducer_loss, config.prune_range, config.simple_loss_scale,
         config.simple_lm_scale, config.simple_am_scale, warmup_fraction,
-    )
-
-
-def decode_transducer(
-    transducer: TransducerHead,
-    encoder_out: torch.Tensor,
-    encoder_lengths: torch.Tensor,
-    decoding_method: str = "greedy_search",
-    beam: int = 4,
-    max_symbols_per_frame: int = 1,
-) -> list[DecodedSequence]:
-    """Run the named transducer search over (batch, frames, hidden) encoder output."""
-    if decoding_method == "greedy_search":
-        return greedy_search(
-            encoder_out, encoder_lengths, transducer.predictor, transducer.joiner, max_symbols_per_frame
-        )
-    if decoding_method == "modified_beam_search":
-        return modified_beam_search(encoder_out, encoder_lengths, transducer.predictor, transducer.joiner, beam)
-    raise ValueError(
-        f"decoding_method must be 'greedy_search' or 'modified_beam_search'; got {decoding_method!r}"
     )
 
 
@@ -453,7 +421,7 @@ class MT2KDForXVector(_MT2KDHeadModel):
         )
 
 
-class MT2KDForMultiTask(_MT2KDHeadModel):
+class MT2KDForMultiTask(MT2KDGenerationMixin, _MT2KDHeadModel):
     """Every stage-2 head from ONE encoder pass: CTC and transducer (ASR), tagging, speaker.
 
     Each task's loss is computed only when its labels are given, averaged over the samples whose
@@ -473,6 +441,7 @@ class MT2KDForMultiTask(_MT2KDHeadModel):
             self.speaker_classifier = nn.Linear(config.speaker_embedding_dim, config.num_speakers)
         else:
             self.speaker_head = self.speaker_classifier = None
+        build_added_heads(self)  # heads of task-table rows (training_mt2kd.tasks): from_pretrained rebuilds them
         self.post_init()
 
     @can_return_tuple
@@ -552,8 +521,8 @@ class MT2KDForMultiTask(_MT2KDHeadModel):
         beam: int = 4,
         max_symbols_per_frame: int = 1,
     ) -> list[DecodedSequence]:
-        """Transducer search over this model's encoder output (batch, frames, hidden) at 25 Hz, e.g.
-        `last_hidden_state` and `attention_mask` of a forward pass whose other heads were used too."""
+        """Transducer search over this model's encoder output (batch, frames, hidden) at 25 Hz: `decode` restricted
+        to the transducer's methods (kept for its callers; `decode` also runs CTC)."""
         if self.transducer is None:
             raise ValueError("this model has no transducer head (config.use_transducer=False)")
         return decode_transducer(

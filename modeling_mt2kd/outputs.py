@@ -1,10 +1,16 @@
-"""Output dataclasses of the MT2KD models that have no standard transformers counterpart."""
+"""Output dataclasses of the MT2KD models that have no standard transformers counterpart.
+
+Every output with a per-frame tensor at 25 Hz carries `attention_mask`, the (batch, frames) mask of its valid frames.
+The clip-level outputs (`SequenceClassifierOutput` of MT2KDForAudioClassification, `XVectorOutput` of
+MT2KDForXVector) hold no 25 Hz frames, so they stay the standard classes without one.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+from transformers.modeling_outputs import CausalLMOutput
 from transformers.utils import ModelOutput
 
 
@@ -25,6 +31,20 @@ class MT2KDEncoderOutput(ModelOutput):
     attention_mask: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class CTCOutput(CausalLMOutput):
+    """transformers' CTC output (`CausalLMOutput`, as Wav2Vec2ForCTC returns) with the mask of its frames.
+
+    Args:
+        loss: mean over utterances of the CTC negative log-likelihood.
+        logits: (batch, frames, vocab) at 25 Hz.
+        hidden_states, attentions: as in `MT2KDEncoderOutput`.
+        attention_mask: (batch, frames) 1 on valid frames of `logits`.
+    """
+
+    attention_mask: torch.Tensor | None = None
 
 
 @dataclass

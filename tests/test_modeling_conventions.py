@@ -309,3 +309,21 @@ def test_unknown_keyword_arguments_are_refused_not_dropped(model_class):
     model = model_class(tiny_config()).eval()
     with pytest.raises(TypeError, match="input_values"):
         model(*padded_batch([96]), input_values=torch.zeros(1, 16000))
+
+
+# Output attention mask
+
+
+@pytest.mark.parametrize("model_class", ALL_MODELS)
+def test_every_output_with_25hz_frames_carries_the_mask_of_its_valid_frames(model_class):
+    model = model_class(tiny_config()).eval()
+    features, mask = padded_batch([96, 80])
+    with torch.no_grad():
+        out = model(features, mask)
+        alone = model.mt2kd(features[1:, :80]) if model_class is not MT2KDModel else model(features[1:, :80])
+    frames = [value for key, value in out.items() if value is not None and value.ndim == 3 and key != "attentions"]
+    if model_class in (MT2KDForAudioClassification, MT2KDForXVector):  # clip-level outputs: no 25 Hz frames
+        assert frames == [] and "attention_mask" not in out
+        return
+    assert out.attention_mask.shape == frames[0].shape[:2] and out.attention_mask.dtype == torch.long
+    assert out.attention_mask[0].all() and out.attention_mask[1].sum() == alone.last_hidden_state.shape[1]

@@ -138,9 +138,8 @@ def test_a_toy_task_added_as_one_row_and_a_head_trains_one_step(gender_task, gen
         use_gender=True, gender_loss_weight=0.5,
     )
     model = MT2KDForMultiTask(config).eval()  # eval: no dropout, so the two losses below compare
-    built_in_keys = set(model.state_dict())
-    assert attach_task_heads(model) == ["gender"]
-    assert set(model.state_dict()) - built_in_keys == {"gender_head.proj.weight", "gender_head.proj.bias"}
+    assert attach_task_heads(model) == []  # the model built the registered row's head itself
+    assert {"gender_head.proj.weight", "gender_head.proj.bias"} <= set(model.state_dict())
 
     inputs = {"input_features": batch["input_features"], "attention_mask": batch["attention_mask"]}
     inputs |= model_inputs(batch, ["gender"], "cpu")
@@ -154,6 +153,34 @@ def test_a_toy_task_added_as_one_row_and_a_head_trains_one_step(gender_task, gen
     torch.optim.SGD(model.gender_head.parameters(), lr=1e-3).step()
     assert not torch.equal(model.gender_head.proj.weight, before)
     assert forward_with_tasks(model, **inputs).loss < output.loss
+
+
+def test_attach_task_heads_adds_the_head_of_a_row_registered_after_the_model_was_built():
+    config = MT2KDConfig.from_preset("mt2kd-tiny", use_gender=True)
+    model = MT2KDForMultiTask(config)
+    assert getattr(model, "gender_head", None) is None
+    register_task(GENDER)
+    try:
+        assert attach_task_heads(model) == ["gender"]
+        assert isinstance(model.gender_head, GenderHead)
+    finally:
+        unregister_task(GENDER.name)
+    assert getattr(MT2KDForMultiTask(config), "gender_head", None) is None  # unregistered: no builder left
+
+
+def test_a_table_added_head_round_trips_through_save_and_from_pretrained(gender_task, tmp_path):
+    torch.manual_seed(0)
+    config = MT2KDConfig.from_preset("mt2kd-tiny", use_gender=True, gender_loss_weight=0.5)
+    model = MT2KDForMultiTask(config).eval()
+    model.save_pretrained(tmp_path)
+    loaded, info = MT2KDForMultiTask.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
+    assert torch.equal(loaded.gender_head.proj.weight, model.gender_head.proj.weight)
+    features = torch.randn(2, 90, 80)
+    with torch.no_grad():
+        expected = forward_with_tasks(model, input_features=features)
+        reloaded = forward_with_tasks(loaded.eval(), input_features=features)
+    torch.testing.assert_close(reloaded.gender_logits, expected.gender_logits)
 
 
 def test_a_corpus_entry_with_an_unknown_option_is_refused_with_the_known_ones():

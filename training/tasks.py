@@ -15,8 +15,9 @@ A row says, for one task, everything the code around the model needs to know:
                          tokenizer and tagging's label set come from the run and model config instead
 
 Adding a task is one `Task` row (`register_task`) plus its head: a `TaskHead` subclass that the row
-builds from the config when MT2KDForMultiTask has no attribute for it (`attach_task_heads`), whose
-loss `forward_with_tasks` adds to the model's. docs/architecture.md walks through a gender head.
+builds from the config when MT2KDForMultiTask has no attribute for it (the model builds it when the row is
+registered first, so `from_pretrained` restores it; else `attach_task_heads`), whose loss
+`forward_with_tasks` adds to the model's. docs/architecture.md walks through a gender head.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import torch
 from torch import nn
 
 from configuration_mt2kd import IGNORE_INDEX
+from modeling_mt2kd.generation import CTC_DECODING_METHODS, TRANSDUCER_DECODING_METHODS
+from modeling_mt2kd.heads.added import AddedHead, register_added_head, unregister_added_head
 from modeling_mt2kd.modeling_mt2kd import masked_mean
 from processing_mt2kd.processing_mt2kd import encode_labels
 
@@ -175,13 +178,20 @@ def register_task(task: Task, replace: bool = False) -> Task:
         raise ValueError(f"task {task.name!r} is already in the table; pass replace=True to change its row")
     if task.name == DISTILL:
         raise ValueError(f"{DISTILL!r} is the stage-1 task and cannot be a row; choose another name")
+    previous = _TABLE.get(task.name)
+    if previous is not None and previous.head is not None:
+        unregister_added_head(previous.head_attributes[0])
     _TABLE[task.name] = task
+    if task.head is not None:  # MT2KDForMultiTask builds it, so from_pretrained rebuilds it and loads its weights
+        register_added_head(AddedHead(task.head_attributes[0], task.head_flags, task.head))
     return task
 
 
 def unregister_task(name: str) -> None:
     """Remove a row (tests that add a toy task remove it again)."""
-    _TABLE.pop(name, None)
+    task = _TABLE.pop(name, None)
+    if task is not None and task.head is not None:
+        unregister_added_head(task.head_attributes[0])
 
 
 def tasks() -> tuple[Task, ...]:
@@ -214,7 +224,7 @@ register_task(Task(
     head_flags=("use_ctc", "use_transducer"), optional_head_flags=("use_ctc",),
     head_attributes=("ctc_head", "transducer"), loss_weights=("ctc_loss_weight", "transducer_loss_weight"),
     metrics=("wer",), encode=encode_transcripts,
-    decodings={"ctc_head": ("ctc_greedy",), "transducer": ("greedy_search", "modified_beam_search")},
+    decodings={"ctc_head": CTC_DECODING_METHODS, "transducer": TRANSDUCER_DECODING_METHODS},
 ))
 register_task(Task(
     name="tagging", label_role="labels", batch_key="labels", label_argument="tagging_labels",
@@ -279,7 +289,10 @@ def stage1_prefixes() -> tuple[str, ...]:
 
 def attach_task_heads(model: nn.Module) -> list[str]:
     """Build the head of every row that has one, whose flag is on in `model.config` and that `model` lacks,
-    as a sub-module named `head_attributes[0]` (so optimisers, devices and state dicts see it)."""
+    as a sub-module named `head_attributes[0]` (so optimisers, devices and state dicts see it).
+
+    MT2KDForMultiTask builds these heads itself for the rows registered before it is constructed (and so
+    `from_pretrained` restores them); this call covers other models and rows registered later."""
     attached = []
     for task in _TABLE.values():
         wanted = any(getattr(model.config, flag, False) for flag in task.head_flags)

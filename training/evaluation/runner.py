@@ -84,7 +84,8 @@ class HeadOutputs:
         (batch,) fbank `input_lengths` through the encoder's length arithmetic."""
         fields = {name: next((output.get(key) for key in keys if output.get(key) is not None), None)
                   for name, keys in PREDICTION_FIELDS.items()}
-        standard = STANDARD_LOGITS_FIELDS.get(type(output).__name__)
+        kinds = [kind.__name__ for kind in type(output).__mro__]  # MT2KDForCTC's CTCOutput is a CausalLMOutput
+        standard = next((STANDARD_LOGITS_FIELDS[kind] for kind in kinds if kind in STANDARD_LOGITS_FIELDS), None)
         if standard is not None:
             fields[standard] = output.logits
         mask = output.get("attention_mask")
