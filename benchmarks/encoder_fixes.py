@@ -9,6 +9,7 @@ difference between the two outputs relative to the largest output value (the fix
 
     flock /tmp/mt2kd-cpu.lock python -m benchmarks.encoder_fixes                 # last commit's fix
     flock /tmp/mt2kd-cpu.lock python -m benchmarks.encoder_fixes --before 1ec37b8 # all fixes together
+    flock /tmp/mt2kd-cpu.lock python -m benchmarks.encoder_fixes --before A --after B  # two revisions
     python -m benchmarks.encoder_fixes --preset mt2kd-tiny --seconds 1 --rounds 1 # quick check
 
 Settings as the issue asks: mt2kd-66m (random weights, seed 0), batch 1 × 10 s, 2 threads, eval,
@@ -55,6 +56,13 @@ def load_encoder_at(rev: str) -> type:
     return importlib.import_module(f"{name}.encoder").Zipformer2Encoder
 
 
+def _accepts_no_lengths(encoder) -> bool:
+    """Whether this revision's encoder takes input_lengths=None (no padding)."""
+    import inspect
+
+    return inspect.signature(type(encoder).forward).parameters["input_lengths"].default is None
+
+
 def relative_difference(after: torch.Tensor, before: torch.Tensor) -> float:
     """max |after - before| / max |before|."""
     return ((after - before).abs().max() / before.abs().max()).item()
@@ -63,6 +71,7 @@ def relative_difference(after: torch.Tensor, before: torch.Tensor) -> float:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="HEAD~1", help="git revision of the encoder to compare with")
+    parser.add_argument("--after", default=None, help="git revision of the encoder to time (default: the working tree)")
     parser.add_argument("--preset", default="mt2kd-66m")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -85,8 +94,16 @@ def main(argv: list[str] | None = None) -> dict:
     def run_before() -> torch.Tensor:
         return before(features, lengths).last_hidden_state
 
-    def run_after() -> torch.Tensor:
-        return model(features, attention_mask=mask).last_hidden_state
+    if args.after is None:
+        def run_after() -> torch.Tensor:
+            return model(features, attention_mask=mask).last_hidden_state
+    else:  # an encoder from git: unpadded = no lengths, where that revision accepts None
+        after = load_encoder_at(args.after)(model.config).eval()
+        after.load_state_dict(model.encoder.state_dict())
+        after_lengths = None if mask is None and _accepts_no_lengths(after) else lengths
+
+        def run_after() -> torch.Tensor:
+            return after(features, after_lengths).last_hidden_state
 
     with torch.inference_mode():
         difference = relative_difference(run_after(), run_before())
@@ -99,12 +116,12 @@ def main(argv: list[str] | None = None) -> dict:
     ratio = median_ratio(candidates[1].seconds, candidates[0].seconds)
     result = {
         "before": args.before, "preset": args.preset, "batch_size": args.batch_size, "seconds": args.seconds,
-        "threads": args.threads, "padded": args.padded, "before_s": candidates[0].median_s,
+        "after": args.after or "working tree", "threads": args.threads, "padded": args.padded, "before_s": candidates[0].median_s,
         "after_s": candidates[1].median_s, "ratio_after_before": ratio, "max_relative_difference": difference,
         "load_average": (load_start, load_average()),
     }
     print(
-        f"{args.preset} batch {args.batch_size} x {args.seconds:g} s, {args.threads} threads, before={args.before}: "
+        f"{args.preset} batch {args.batch_size} x {args.seconds:g} s, {args.threads} threads, before={args.before}, after={args.after or 'working tree'}: "
         f"before {result['before_s']:.4f} s, after {result['after_s']:.4f} s, ratio after/before {ratio:.3f}; "
         f"max relative output difference {difference:.2e}; load {load_start} -> {result['load_average'][1]}"
     )

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import compact_relative_positions
+from .attention import relative_position_table
 from .bypass import BypassModule
 from .layer import Zipformer2Layer
 from ..lengths import downsampled_lengths
@@ -59,15 +59,18 @@ class Zipformer2Stack(nn.Module):
     def forward(
         self,
         hidden_states: torch.Tensor,
-        lengths: torch.Tensor,
+        lengths: torch.Tensor | None,
         feature_mask: torch.Tensor | float = 1.0,
         batch_count: float | None = None,
         chunk_size: int = -1,
         attn_mask: torch.Tensor | None = None,
+        pos_emb: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """hidden_states (batch, frames, embed_dim) at 50 Hz with valid `lengths` (batch,);
-        feature_mask broadcastable to (batch, 1, embed_dim) (training only). Causal encoders only:
-        chunk_size in 50 Hz frames (-1 = none) and the 50 Hz chunk attention mask (frames, frames)."""
+        """hidden_states (batch, frames, embed_dim) at 50 Hz with valid `lengths` (batch,) (None: no
+        padding, so no masking); feature_mask broadcastable to (batch, 1, embed_dim) (training only).
+        Causal encoders only: chunk_size in 50 Hz frames (-1 = none) and the 50 Hz chunk attention
+        mask (frames, frames). pos_emb: this stack's relative positional table (2·frames' - 1, pos_dim)
+        at its own rate, when the caller shares one between stacks (None: computed here)."""
         stack_input = hidden_states
         factor = self.downsampling_factor
         if chunk_size > 0:
@@ -76,10 +79,12 @@ class Zipformer2Stack(nn.Module):
             attn_mask = attn_mask[::factor, ::factor]
         if self.downsample is not None:
             hidden_states = self.downsample(hidden_states, lengths)
-            lengths = downsampled_lengths(lengths, self.downsampling_factor)
+            if lengths is not None:
+                lengths = downsampled_lengths(lengths, self.downsampling_factor)
         num_frames = hidden_states.shape[1]
-        key_padding_mask = padding_mask(lengths, num_frames)
-        pos_emb = compact_relative_positions(num_frames, self.pos_dim, hidden_states.device).to(hidden_states.dtype)
+        key_padding_mask = None if lengths is None else padding_mask(lengths, num_frames)
+        if pos_emb is None:
+            pos_emb = relative_position_table(num_frames, self.pos_dim, hidden_states.device, hidden_states.dtype)
         pos_emb = F.dropout(pos_emb, POS_EMB_DROPOUT, training=self.training)
 
         # In eval the mask is the Python float 1.0: skip the multiplications (a full copy each) there.
@@ -94,4 +99,4 @@ class Zipformer2Stack(nn.Module):
         if self.downsample is None:
             return hidden_states
         hidden_states = upsample(hidden_states, self.downsampling_factor, stack_input.shape[1])
-        return self.out_combiner(stack_input, hidden_states, batch_count)
+        return self.out_combiner(stack_input, hidden_states, batch_count, output_is_scratch=True)

@@ -174,8 +174,7 @@ def stack_streaming_forward(
     factor = stack.downsampling_factor
     stack_input = hidden
     if stack.downsample is not None:
-        full = torch.full((hidden.shape[0],), hidden.shape[1], device=hidden.device)
-        hidden = stack.downsample(hidden, full)
+        hidden = stack.downsample(hidden, None)
     key_padding_mask = key_padding_mask[:, ::factor]
     pos_emb = streaming_relative_positions(hidden.shape[1], left_context_frames // factor, stack.pos_dim, hidden.device)
     pos_emb = pos_emb.to(hidden.dtype)
@@ -223,8 +222,7 @@ def encoder_streaming_forward(
         outputs.append(hidden)
         new_layers += caches
     combined = encoder._combine_stacks(outputs)
-    full = torch.full((combined.shape[0],), combined.shape[1], device=combined.device)
-    encoder_out = encoder.output_downsample(combined, full)
+    encoder_out = encoder.output_downsample(combined, None)
     factor = encoder.output_downsampling_factor
     out_lengths = downsampled_lengths(lengths, factor).clamp(min=0)
     new_state = replace(

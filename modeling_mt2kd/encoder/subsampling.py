@@ -36,10 +36,12 @@ class ConvNeXt(nn.Module):
         self.out_whiten = Whiten(num_groups=1, whitening_limit=5.0, prob=(0.025, 0.25), grad_scale=0.01)
 
     def forward(
-        self, hidden_states: torch.Tensor, frame_mask: torch.Tensor, batch_count: float | None = None
+        self, hidden_states: torch.Tensor, frame_mask: torch.Tensor | None, batch_count: float | None = None
     ) -> torch.Tensor:
+        """frame_mask (batch, frames) True on valid frames; None = no padding."""
         residual = hidden_states
-        hidden_states = hidden_states * frame_mask[:, None, :, None].to(hidden_states.dtype)
+        if frame_mask is not None:
+            hidden_states = hidden_states * frame_mask[:, None, :, None].to(hidden_states.dtype)
         hidden_states = self.depthwise_conv(hidden_states)
         hidden_states = self.hidden_balancer(self.pointwise_conv1(hidden_states), batch_count)
         hidden_states = self.pointwise_conv2(self.activation(hidden_states))
@@ -79,17 +81,22 @@ class Conv2dSubsampling(nn.Module):
         self.dropout_rate: Schedule = schedule((0.0, 0.3), (20000.0, 0.1))
 
     def forward(
-        self, input_features: torch.Tensor, input_lengths: torch.Tensor, batch_count: float | None = None
+        self, input_features: torch.Tensor, input_lengths: torch.Tensor | None, batch_count: float | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (hidden_states (batch, frames', out_channels), lengths (batch,))."""
+        """input_lengths (batch,) valid fbank frames, None = no padding (nothing is masked).
+        Returns (hidden_states (batch, frames', out_channels), lengths (batch,))."""
         hidden_states = input_features.unsqueeze(1)  # (batch, 1, frames, freqs)
         for index, conv in enumerate((self.conv1, self.conv2, self.conv3)):
             hidden_states = conv(hidden_states)
             if index == 0 and self.training:
                 hidden_states = ScaleGradient.apply(hidden_states, 0.2)
             hidden_states = self.activation(self.balancers[index](hidden_states, batch_count))
-        lengths = subsampled_lengths(input_lengths)
-        frame_mask = lengths_to_mask(lengths, hidden_states.shape[2])
+        if input_lengths is None:
+            lengths = torch.full((hidden_states.shape[0],), hidden_states.shape[2], device=hidden_states.device)
+            frame_mask = None
+        else:
+            lengths = subsampled_lengths(input_lengths)
+            frame_mask = lengths_to_mask(lengths, hidden_states.shape[2])
         hidden_states = self.convnext(hidden_states, frame_mask, batch_count)
         batch_size, channels, frames, freqs = hidden_states.shape
         # An explicit copy, then a view: reshape's own choice (view when frames == 1, else copy) is

@@ -72,10 +72,13 @@ class Zipformer2Encoder(nn.Module):
         self.output_downsample = SimpleDownsample(config.output_downsampling_factor)
 
     def forward(
-        self, input_features: torch.Tensor, input_lengths: torch.Tensor, batch_count: float | None = None
+        self, input_features: torch.Tensor, input_lengths: torch.Tensor | None = None, batch_count: float | None = None
     ) -> EncoderResult:
-        """input_features (batch, frames, num_mel_bins) at 100 Hz with valid `input_lengths`."""
+        """input_features (batch, frames, num_mel_bins) at 100 Hz with valid `input_lengths` (batch,);
+        None means no padding: every frame is valid, and no padding mask is built or applied."""
         hidden_states, lengths = self.embed(input_features, input_lengths, batch_count)
+        if input_lengths is None:
+            lengths = None
         stack_outputs = [hidden_states]
         feature_masks = self._feature_masks(hidden_states)
         chunk_size, left_context_chunks = choose_chunking(self.config, self.training)
@@ -87,7 +90,10 @@ class Zipformer2Encoder(nn.Module):
             stack_outputs.append(hidden_states)
         combined = self._combine_stacks(stack_outputs[1:])
         output = self.output_downsample(combined, lengths)
-        output_lengths = downsampled_lengths(lengths, self.output_downsampling_factor)
+        if lengths is None:
+            output_lengths = torch.full((output.shape[0],), output.shape[1], device=output.device)
+        else:
+            output_lengths = downsampled_lengths(lengths, self.output_downsampling_factor)
         return EncoderResult(output, output_lengths, tuple(stack_outputs))
 
     def _combine_stacks(self, outputs: list[torch.Tensor]) -> torch.Tensor:
