@@ -468,49 +468,74 @@ class MT2KDForMultiTask(MT2KDGenerationMixin, _MT2KDHeadModel):
         """
         config = self.config
         encoded = self._encode(input_features, attention_mask, output_hidden_states, output_attentions, batch_count)
-        hidden, frame_mask = encoded.last_hidden_state, encoded.attention_mask.bool()
-        lengths = mask_to_lengths(encoded.attention_mask)
         output = MultiTaskOutput(
-            last_hidden_state=hidden, attention_mask=encoded.attention_mask, hidden_states=encoded.hidden_states,
-            attentions=encoded.attentions,
+            last_hidden_state=encoded.last_hidden_state, attention_mask=encoded.attention_mask,
+            hidden_states=encoded.hidden_states, attentions=encoded.attentions,
         )
         weighted_losses = []
-
+        if labels is not None and (self.ctc_head is not None or self.transducer is not None):
+            asr_labels = _blank_out_unused(labels, asr_mask, fill=IGNORE_INDEX)
         if self.ctc_head is not None:
-            output.ctc_logits = self.ctc_head(hidden, frame_mask)
+            output.ctc_logits = self.ctc_head(output.last_hidden_state, output.attention_mask.bool())
             if labels is not None:
-                asr_labels = _blank_out_unused(labels, asr_mask, fill=IGNORE_INDEX)
-                per_sample = ctc_loss(output.ctc_logits, lengths, asr_labels, config.blank_id, config.ctc_zero_infinity)
-                output.ctc_loss = masked_mean(per_sample, asr_mask)
+                output.ctc_loss = self._ctc_loss(output, asr_labels, asr_mask)
                 weighted_losses.append(config.ctc_loss_weight * output.ctc_loss)
         if self.transducer is not None and labels is not None:
-            asr_labels = _blank_out_unused(labels, asr_mask, fill=IGNORE_INDEX)
-            per_sample = transducer_loss(self.transducer, config, hidden, lengths, asr_labels, batch_count)
+            per_sample = transducer_loss(
+                self.transducer, config, output.last_hidden_state, mask_to_lengths(output.attention_mask), asr_labels,
+                batch_count,
+            )
             output.transducer_loss = masked_mean(per_sample, asr_mask)
             weighted_losses.append(config.transducer_loss_weight * output.transducer_loss)
         if self.tagging_head is not None:
-            output.tagging_logits = self.tagging_head(hidden, frame_mask)
-            if tagging_labels is not None:
-                if config.problem_type == "single_label_classification":
-                    tagging_labels = _blank_out_unused(tagging_labels, tagging_mask, fill=IGNORE_INDEX)
-                per_sample = clip_classification_loss(output.tagging_logits, tagging_labels, config.problem_type)
-                output.tagging_loss = masked_mean(per_sample, tagging_mask)
+            output.tagging_loss = self._tagging(output, tagging_labels, tagging_mask)
+            if output.tagging_loss is not None:
                 weighted_losses.append(config.tagging_loss_weight * output.tagging_loss)
         if self.speaker_head is not None:
-            output.speaker_embeddings = self.speaker_head(hidden, frame_mask)
-            if speaker_labels is None:
-                output.speaker_logits = self.speaker_classifier(output.speaker_embeddings)
-            else:
-                per_sample, output.speaker_logits = speaker_loss(
-                    output.speaker_embeddings, self.speaker_classifier,
-                    _blank_out_unused(speaker_labels, speaker_mask, fill=0), config.speaker_loss,
-                    config.aam_margin, config.aam_scale,
-                )
-                output.speaker_loss = masked_mean(per_sample, speaker_mask)
+            output.speaker_loss = self._speaker(output, speaker_labels, speaker_mask)
+            if output.speaker_loss is not None:
                 weighted_losses.append(config.speaker_loss_weight * output.speaker_loss)
         if weighted_losses:
             output.loss = torch.stack(weighted_losses).sum()
         return output
+
+    def _ctc_loss(
+        self, output: MultiTaskOutput, asr_labels: torch.Tensor, asr_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Mean CTC loss over the samples that carry ASR."""
+        per_sample = ctc_loss(
+            output.ctc_logits, mask_to_lengths(output.attention_mask), asr_labels, self.config.blank_id,
+            self.config.ctc_zero_infinity,
+        )
+        return masked_mean(per_sample, asr_mask)
+
+    def _tagging(
+        self, output: MultiTaskOutput, tagging_labels: torch.Tensor | None, tagging_mask: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """Set the clip logits; the mean tagging loss over the samples that carry tagging, or None without labels."""
+        output.tagging_logits = self.tagging_head(output.last_hidden_state, output.attention_mask.bool())
+        if tagging_labels is None:
+            return None
+        if self.config.problem_type == "single_label_classification":
+            tagging_labels = _blank_out_unused(tagging_labels, tagging_mask, fill=IGNORE_INDEX)
+        per_sample = clip_classification_loss(output.tagging_logits, tagging_labels, self.config.problem_type)
+        return masked_mean(per_sample, tagging_mask)
+
+    def _speaker(
+        self, output: MultiTaskOutput, speaker_labels: torch.Tensor | None, speaker_mask: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """Set the speaker embeddings and classifier logits; the mean speaker loss over the samples that carry the
+        speaker task, or None without labels."""
+        config = self.config
+        output.speaker_embeddings = self.speaker_head(output.last_hidden_state, output.attention_mask.bool())
+        if speaker_labels is None:
+            output.speaker_logits = self.speaker_classifier(output.speaker_embeddings)
+            return None
+        per_sample, output.speaker_logits = speaker_loss(
+            output.speaker_embeddings, self.speaker_classifier, _blank_out_unused(speaker_labels, speaker_mask, fill=0),
+            config.speaker_loss, config.aam_margin, config.aam_scale,
+        )
+        return masked_mean(per_sample, speaker_mask)
 
     @torch.no_grad()
     def decode_transducer(
