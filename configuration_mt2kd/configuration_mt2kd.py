@@ -176,6 +176,8 @@ class MT2KDConfig(PreTrainedConfig):
         training_left_context_frames: Sequence[int] = (64, 128, 256, -1),
         **kwargs,
     ):
+        # Over 60 lines on purpose: transformers' config convention, one keyword argument and one attribute per setting
+        # (as PreTrainedConfig subclasses write them); the checks are in _validate.
         num_stacks = len(num_encoder_layers)
         self.num_mel_bins = num_mel_bins
         self.subsampling_channels = tuple(subsampling_channels)

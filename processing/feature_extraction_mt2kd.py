@@ -124,6 +124,8 @@ class MT2KDFeatureExtractor(SequenceFeatureExtractor):
             `input_features` `(batch, frames, feature_size)` float32 at 100 frames per second, padded with
             `padding_value`; `attention_mask` `(batch, frames)` int32.
         """
+        # Over 60 lines only by its signature and docstring (transformers' feature-extractor arguments); the body
+        # checks the rate and layout, computes each recording's fbank and pads.
         if sampling_rate is None:
             logger.warning(
                 f"{self.__class__.__name__} got audio without a `sampling_rate`; assuming {self.sampling_rate} Hz. "

@@ -62,6 +62,7 @@ def stream_transcripts(
         transcript so far (it only grows), then one last result with `"is_final": True` at the end of the stream.
         Times are seconds from the start of the stream. With greedy search the transcript only grows.
     """
+    # Over 60 lines only by its docstring; the body is the feature -> recognizer -> transcript loop of one stream.
     return_timestamps = check_timestamp_level(return_timestamps)
     features = StreamingFeatureExtractor(feature_extractor, sampling_rate)
     utterance_level = bool(top_k_tags) or return_speaker_embedding
