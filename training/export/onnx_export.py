@@ -89,29 +89,8 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, dtype: str = "fp3
     output_dir.mkdir(parents=True, exist_ok=True)
     pieces = _token_pieces(model_dir, config) if _has_asr_head(model) else None
 
-    encoder_graph = MultiHeadEncoderGraph(model).eval()
-    full = _export_encoder(encoder_graph, config.num_mel_bins, opset)
-    heads = set(encoder_graph.output_names)
-    graphs: dict[str, tuple[onnx.ModelProto, str, dict]] = {MODEL_FILE: (_batch_first_model(full), "multi-head", {})}
+    graphs, heads = _export_graphs(model, model_dir, opset)
     transducer = getattr(model, "transducer", None)
-    if transducer is not None:
-        encoder = prune_to_outputs(
-            full, {EncoderOutputs.TRANSDUCER: "encoder_out", EncoderOutputs.LENGTHS: "encoder_out_lens"}
-        )
-        graphs[sherpa.ENCODER_FILE] = (encoder, "transducer-encoder", sherpa.encoder_metadata(config))
-        decoder = _export_step(TransducerDecoderGraph(transducer), _decoder_example(config), opset)
-        graphs[sherpa.DECODER_FILE] = (decoder, "transducer-decoder", sherpa.decoder_metadata(config))
-        joiner = _export_step(TransducerJoinerGraph(transducer), _joiner_example(config), opset)
-        graphs[sherpa.JOINER_FILE] = (joiner, "transducer-joiner", sherpa.joiner_metadata(config))
-    if EncoderOutputs.CTC in heads:
-        ctc = prune_to_outputs(full, {EncoderOutputs.CTC: "log_probs", EncoderOutputs.LENGTHS: "log_probs_len"})
-        graphs[sherpa.CTC_FILE] = (ctc, "ctc", sherpa.ctc_metadata(config))
-    if EncoderOutputs.TAGGING in heads:
-        graphs[sherpa.TAGGING_FILE] = (prune_to_outputs(full, {EncoderOutputs.TAGGING: "probs"}), "tagging", {})
-    if EncoderOutputs.SPEAKER in heads:
-        speaker = _whole_utterance_input(prune_to_outputs(full, {EncoderOutputs.SPEAKER: "embedding"}))
-        sample_rate = _sampling_rate(model_dir)
-        graphs[sherpa.SPEAKER_FILE] = (speaker, "speaker", sherpa.speaker_metadata(config, sample_rate))
 
     report = ExportReport(output_dir=output_dir, dtype=dtype, opset=opset)
     for file_name, (graph, role, extra_metadata) in graphs.items():
@@ -145,6 +124,38 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, dtype: str = "fp3
         report.files.update(write_streaming_encoder(model, output_dir, dtype, opset))
     (output_dir / REPORT_FILE).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     return report
+
+
+def _export_graphs(
+    model: torch.nn.Module, model_dir: Path, opset: int
+) -> tuple[dict[str, tuple[onnx.ModelProto, str, dict]], set[str]]:
+    """The graphs of `model`'s heads, `{file name: (graph, role, extra metadata)}`, and the multi-head graph's
+    outputs (its heads)."""
+    config = model.config
+    encoder_graph = MultiHeadEncoderGraph(model).eval()
+    full = _export_encoder(encoder_graph, config.num_mel_bins, opset)
+    heads = set(encoder_graph.output_names)
+    graphs: dict[str, tuple[onnx.ModelProto, str, dict]] = {MODEL_FILE: (_batch_first_model(full), "multi-head", {})}
+    transducer = getattr(model, "transducer", None)
+    if transducer is not None:
+        encoder = prune_to_outputs(
+            full, {EncoderOutputs.TRANSDUCER: "encoder_out", EncoderOutputs.LENGTHS: "encoder_out_lens"}
+        )
+        graphs[sherpa.ENCODER_FILE] = (encoder, "transducer-encoder", sherpa.encoder_metadata(config))
+        decoder = _export_step(TransducerDecoderGraph(transducer), _decoder_example(config), opset)
+        graphs[sherpa.DECODER_FILE] = (decoder, "transducer-decoder", sherpa.decoder_metadata(config))
+        joiner = _export_step(TransducerJoinerGraph(transducer), _joiner_example(config), opset)
+        graphs[sherpa.JOINER_FILE] = (joiner, "transducer-joiner", sherpa.joiner_metadata(config))
+    if EncoderOutputs.CTC in heads:
+        ctc = prune_to_outputs(full, {EncoderOutputs.CTC: "log_probs", EncoderOutputs.LENGTHS: "log_probs_len"})
+        graphs[sherpa.CTC_FILE] = (ctc, "ctc", sherpa.ctc_metadata(config))
+    if EncoderOutputs.TAGGING in heads:
+        graphs[sherpa.TAGGING_FILE] = (prune_to_outputs(full, {EncoderOutputs.TAGGING: "probs"}), "tagging", {})
+    if EncoderOutputs.SPEAKER in heads:
+        speaker = _whole_utterance_input(prune_to_outputs(full, {EncoderOutputs.SPEAKER: "embedding"}))
+        sample_rate = _sampling_rate(model_dir)
+        graphs[sherpa.SPEAKER_FILE] = (speaker, "speaker", sherpa.speaker_metadata(config, sample_rate))
+    return graphs, heads
 
 
 def check_dtype(dtype: str) -> None:
