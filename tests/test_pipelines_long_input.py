@@ -1,5 +1,6 @@
-"""Long recordings through the tagging, speaker and multi-task pipelines: overlapping windows, pooled results, and
-peak memory that does not grow with the duration (issue 16, item 1)."""
+"""Long recordings through the tagging (windowed and stock task), speaker and multi-task pipelines: overlapping
+windows, pooled results, one owner of the window parameters, and peak memory that does not grow with the duration
+(issue 16, item 1)."""
 
 import json
 import subprocess
@@ -10,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import pipeline
+from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification, pipeline
 from transformers.utils import logging
 
 import processing_mt2kd  # noqa: F401 - registers the MT2KD pipelines
 from processing_mt2kd.pipelines import DEFAULT_WINDOW_LENGTH_S, MT2KDAudioClassificationPipeline, WindowSettings
+from processing_mt2kd.pipelines.stock_tasks import MT2KDAudioTaggingPipeline
 from processing_mt2kd.pipelines.windowing import kept_samples
 
 from .test_pipelines import EncoderCalls, save_tiny_mt2kd_folder
@@ -45,6 +47,17 @@ def multitask(model_folder):
     return pipeline("mt2kd-multitask", model=str(model_folder))
 
 
+@pytest.fixture(scope="module")
+def stock_tagger(model_folder):
+    """transformers' own `audio-classification` task on the MT2KD folder (the card's usage)."""
+    return pipeline("audio-classification", model=str(model_folder))
+
+
+@pytest.fixture(scope="module")
+def pipelines(tagger, verifier, multitask, stock_tagger):
+    return {"tagging": tagger, "speaker": verifier, "multitask": multitask, "stock tagging": stock_tagger}
+
+
 def noise(seconds: float, seed: int = 0) -> np.ndarray:
     return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * SAMPLING_RATE))).astype(np.float32)
 
@@ -72,20 +85,25 @@ def test_a_short_last_window_takes_more_context_not_more_kept_audio():
     assert last.start % SAMPLES_PER_FRAME == 0 and last.stride_left % SAMPLES_PER_FRAME == 0
 
 
+BAD_WINDOW_PARAMETERS = [
+    ({"window_length_s": 0}, "window_length_s must be > 0"),
+    ({"window_length_s": -5}, "window_length_s must be > 0"),
+    ({"window_length_s": float("nan")}, "window_length_s must be a number"),
+    ({"window_length_s": 10, "window_overlap_s": 10}, "shorter than window_length_s"),
+    ({"window_overlap_s": -1}, "window_overlap_s must be >= 0"),
+]
+POOLING_PIPELINES = ["tagging", "multitask", "stock tagging"]  # the speaker pipeline averages embeddings, no pooling
+
+
 @pytest.mark.parametrize(
-    "arguments, message",
-    [
-        ({"window_length_s": 0}, "window_length_s must be > 0"),
-        ({"window_length_s": -5}, "window_length_s must be > 0"),
-        ({"window_length_s": float("nan")}, "window_length_s must be a number"),
-        ({"window_length_s": 10, "window_overlap_s": 10}, "shorter than window_length_s"),
-        ({"window_overlap_s": -1}, "window_overlap_s must be >= 0"),
-        ({"window_pooling": "median"}, "window_pooling must be one of"),
-    ],
+    "name, arguments, message",
+    [(name, arguments, message) for name in ["speaker", *POOLING_PIPELINES] for arguments, message in BAD_WINDOW_PARAMETERS]
+    + [(name, {"window_pooling": "median"}, "window_pooling must be one of") for name in POOLING_PIPELINES],
 )
-def test_bad_window_parameters_are_refused_with_the_fix(tagger, arguments, message):
+def test_bad_window_parameters_are_refused_with_the_fix(pipelines, name, arguments, message):
+    # One owner of the checks (windowing.window_call_parameters): every windowed pipeline says the same.
     with pytest.raises(ValueError, match=message):
-        tagger(noise(1.0), **arguments)
+        pipelines[name](noise(1.0), **arguments)
 
 
 def test_a_short_window_overlaps_by_a_sixth_of_its_length_by_default():
@@ -169,10 +187,65 @@ def test_multitask_windowed_ctc_transcript_equals_decoding_each_kept_span(multit
     assert windowed == tokenizer.decode(ids)
 
 
-def test_the_windowed_tagging_task_is_registered_and_the_stock_task_is_left_alone(model_folder, tagger):
+def test_the_windowed_tagging_task_is_registered_and_the_stock_task_keeps_its_class(tagger, stock_tagger):
+    from transformers.pipelines.audio_classification import AudioClassificationPipeline
+
     assert isinstance(tagger, MT2KDAudioClassificationPipeline)
-    stock = pipeline("audio-classification", model=str(model_folder))
-    assert not isinstance(stock, MT2KDAudioClassificationPipeline)
+    assert type(stock_tagger) is MT2KDAudioTaggingPipeline and isinstance(stock_tagger, AudioClassificationPipeline)
+
+
+# The stock audio-classification task: windowed for MT2KD models
+
+
+def test_stock_tagging_of_a_long_recording_runs_the_encoder_one_window_at_a_time(stock_tagger):
+    # Before: the whole 95 s in one encoder pass (memory growing with the square of the duration).
+    with EncoderCalls(stock_tagger.model) as calls:
+        stock_tagger({"raw": noise(95.0), "sampling_rate": SAMPLING_RATE})
+    assert len(calls.frames) == 4 and max(calls.frames) <= int(DEFAULT_WINDOW_LENGTH_S * 100) + 1
+
+
+@pytest.mark.parametrize("options", [{}, {"window_pooling": "max", "function_to_apply": "softmax"},
+                                     {"window_length_s": 20.0, "window_overlap_s": 4.0, "return_windows": True}])
+def test_stock_tagging_gives_the_windowed_tagging_result(tagger, stock_tagger, options):
+    waveform = noise(70.0, seed=6)
+    expected = tagger(waveform, top_k=4, **options)
+    result = stock_tagger({"raw": waveform, "sampling_rate": SAMPLING_RATE}, top_k=4, **options)
+    assert result == expected
+
+
+def test_stock_tagging_of_a_batch_equals_one_at_a_time(stock_tagger):
+    recordings = [noise(70.0, seed=7), noise(3.0, seed=8), noise(40.0, seed=9)]
+    one_at_a_time = [stock_tagger(recording, top_k=3) for recording in recordings]
+    batched = stock_tagger(recordings, top_k=3, batch_size=3)
+    for result, expected in zip(batched, one_at_a_time):
+        assert [tag["label"] for tag in result] == [tag["label"] for tag in expected]
+        np.testing.assert_allclose([t["score"] for t in result], [t["score"] for t in expected], atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def wav2vec2_tagger(tmp_path_factory):
+    """The stock task with a (tiny, random) model of another family."""
+    config = Wav2Vec2Config(
+        vocab_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+        conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2, classifier_proj_size=8, num_labels=3,
+    )
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("wav2vec2")
+    Wav2Vec2ForSequenceClassification(config).eval().save_pretrained(folder)
+    Wav2Vec2FeatureExtractor().save_pretrained(folder)
+    return pipeline("audio-classification", model=str(folder))
+
+
+def test_other_models_in_the_stock_task_are_run_as_transformers_runs_them(wav2vec2_tagger):
+    from transformers.pipelines.audio_classification import AudioClassificationPipeline
+
+    waveform = noise(2.0, seed=10)
+    stock = AudioClassificationPipeline(model=wav2vec2_tagger.model, feature_extractor=wav2vec2_tagger.feature_extractor)
+    assert wav2vec2_tagger(waveform, top_k=2) == stock(waveform, top_k=2)
+    assert wav2vec2_tagger([waveform, waveform[:8000]], batch_size=2, top_k=2)[0] == stock(waveform, top_k=2)
+    with pytest.raises(ValueError, match="window_length_s: windows are for MT2KD models"):
+        wav2vec2_tagger(waveform, window_length_s=10.0)
 
 
 # Memory
@@ -201,7 +274,9 @@ MEMORY_PROBE = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("task", ["mt2kd-audio-classification", "mt2kd-speaker-verification", "mt2kd-multitask"])
+@pytest.mark.parametrize(
+    "task", ["mt2kd-audio-classification", "mt2kd-speaker-verification", "mt2kd-multitask", "audio-classification"]
+)
 def test_peak_memory_does_not_grow_from_one_to_four_minutes(model_folder, task):
     # Before windowing, 4 minutes through the tiny model raised the peak by ~4.4 GB (whole-recording attention);
     # windowed, the peak may grow only by a few copies of the recording (4 min float32 = 15 MiB).

@@ -10,9 +10,9 @@ from transformers.pipelines.base import ChunkPipeline
 
 from .audio_input import AudioInput, read_audio_input
 from .chunking import AudioChunk
-from .windowing import WINDOW_POOLINGS, WindowSettings, pool_windows, window_model_inputs, window_timestamp
+from .windowing import WindowSettings, pool_windows, window_call_parameters, window_model_inputs, window_timestamp
 
-__all__ = ["CLASSIFICATION_FUNCTIONS", "MT2KDAudioClassificationPipeline", "ranked_labels"]
+__all__ = ["CLASSIFICATION_FUNCTIONS", "MT2KDAudioClassificationPipeline", "ranked_labels", "tag_windows"]
 
 CLASSIFICATION_FUNCTIONS = ("sigmoid", "softmax", "none")
 DEFAULT_TOP_K = 5
@@ -71,9 +71,9 @@ class MT2KDAudioClassificationPipeline(ChunkPipeline):
         window_pooling: str | None = None,
         return_windows: bool | None = None,
     ) -> tuple[dict, dict, dict]:
-        preprocess_params, postprocess_params = {}, {}
-        if window_length_s is not None or window_overlap_s is not None:
-            preprocess_params["window_settings"] = WindowSettings.from_arguments(window_length_s, window_overlap_s)
+        preprocess_params, postprocess_params = window_call_parameters(
+            window_length_s, window_overlap_s, window_pooling, return_windows
+        )
         if top_k is not _NOT_GIVEN:
             num_labels = self.model.config.num_labels
             if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
@@ -87,12 +87,6 @@ class MT2KDAudioClassificationPipeline(ChunkPipeline):
                     f"function_to_apply must be one of {CLASSIFICATION_FUNCTIONS}; got {function_to_apply!r}"
                 )
             postprocess_params["function_to_apply"] = function_to_apply
-        if window_pooling is not None:
-            if window_pooling not in WINDOW_POOLINGS:
-                raise ValueError(f"window_pooling must be one of {WINDOW_POOLINGS}; got {window_pooling!r}")
-            postprocess_params["window_pooling"] = window_pooling
-        if return_windows is not None:
-            postprocess_params["return_windows"] = bool(return_windows)
         return preprocess_params, {}, postprocess_params
 
     def preprocess(
@@ -117,27 +111,53 @@ class MT2KDAudioClassificationPipeline(ChunkPipeline):
         window_pooling: str = "mean",
         return_windows: bool = False,
     ) -> list[dict[str, Any]] | dict[str, Any]:
-        function_to_apply = function_to_apply or _default_function(self.model.config.problem_type)
-        windows = [AudioChunk.from_tensors(output) for output in model_outputs]
-        logits = [output["logits"].reshape(-1).float() for output in model_outputs]
-        if window_pooling == "max":
-            scores = pool_windows([_scores(value, function_to_apply) for value in logits], windows, "max")
-        else:
-            scores = _scores(pool_windows(logits, windows, "mean"), function_to_apply)
-        labels = ranked_labels(scores, self.model.config.id2label, top_k)
-        if not return_windows:
-            return labels
-        sampling_rate = self.feature_extractor.sampling_rate
-        return {
-            "labels": labels,
-            "windows": [
-                {
-                    "timestamp": window_timestamp(window, sampling_rate),
-                    "labels": ranked_labels(_scores(value, function_to_apply), self.model.config.id2label, top_k),
-                }
-                for window, value in zip(windows, logits)
-            ],
-        }
+        return tag_windows(
+            model_outputs, self.model.config, self.feature_extractor.sampling_rate, top_k, function_to_apply,
+            window_pooling, return_windows,
+        )
+
+
+def tag_windows(
+    model_outputs: list[dict[str, Any]],
+    config: Any,
+    sampling_rate: int,
+    top_k: int = DEFAULT_TOP_K,
+    function_to_apply: str | None = None,
+    window_pooling: str = "mean",
+    return_windows: bool = False,
+) -> list[dict[str, Any]] | dict[str, Any]:
+    """The labels of one recording from its windows' outputs (`"logits"` `(1, num_labels)` and the window position).
+
+    Args:
+        model_outputs: one dict per window, in order.
+        config: the model's config (`id2label`, `problem_type`).
+        sampling_rate: of the audio, for the windows' timestamps.
+        top_k, function_to_apply, window_pooling, return_windows: as the tagging pipelines' call parameters.
+
+    Returns:
+        `[{"score", "label"}]`, highest score first; with `return_windows`, `{"labels": [...], "windows":
+        [{"timestamp": (start_s, end_s), "labels": [...]}]}`.
+    """
+    function_to_apply = function_to_apply or _default_function(config.problem_type)
+    windows = [AudioChunk.from_tensors(output) for output in model_outputs]
+    logits = [output["logits"].reshape(-1).float() for output in model_outputs]
+    if window_pooling == "max":
+        scores = pool_windows([_scores(value, function_to_apply) for value in logits], windows, "max")
+    else:
+        scores = _scores(pool_windows(logits, windows, "mean"), function_to_apply)
+    labels = ranked_labels(scores, config.id2label, top_k)
+    if not return_windows:
+        return labels
+    return {
+        "labels": labels,
+        "windows": [
+            {
+                "timestamp": window_timestamp(window, sampling_rate),
+                "labels": ranked_labels(_scores(value, function_to_apply), config.id2label, top_k),
+            }
+            for window, value in zip(windows, logits)
+        ],
+    }
 
 
 def ranked_labels(scores: torch.Tensor, id2label: dict[int, str], top_k: int) -> list[dict[str, Any]]:

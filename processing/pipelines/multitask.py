@@ -12,7 +12,7 @@ from .audio_classification import ranked_labels
 from .audio_input import AudioInput, read_audio_input
 from .chunking import AudioChunk, ChunkTokens, merge_chunk_tokens
 from .hypotheses import hypotheses_to_tensors, tensors_to_tokens
-from .windowing import WINDOW_POOLINGS, WindowSettings, pool_windows, window_model_inputs, window_timestamp
+from .windowing import WindowSettings, pool_windows, window_call_parameters, window_model_inputs, window_timestamp
 
 __all__ = ["ASR_DECODERS", "MT2KDMultiTaskPipeline"]
 
@@ -84,9 +84,10 @@ class MT2KDMultiTaskPipeline(ChunkPipeline):
         window_pooling: str | None = None,
         return_windows: bool | None = None,
     ) -> tuple[dict, dict, dict]:
-        preprocess_params, forward_params = {}, {}
-        if window_length_s is not None or window_overlap_s is not None:
-            preprocess_params["window_settings"] = WindowSettings.from_arguments(window_length_s, window_overlap_s)
+        preprocess_params, postprocess_params = window_call_parameters(
+            window_length_s, window_overlap_s, window_pooling, return_windows
+        )
+        forward_params = {}
         if asr_decoder is not None:
             forward_params["asr_decoder"] = self._check_asr_decoder(asr_decoder)
         if decoding_method is not None:
@@ -95,7 +96,6 @@ class MT2KDMultiTaskPipeline(ChunkPipeline):
             if not isinstance(beam, int) or beam < 1:
                 raise ValueError(f"beam must be a whole number >= 1 (e.g. 4); got {beam!r}")
             forward_params["beam"] = beam
-        postprocess_params = {}
         if top_k is not _NOT_GIVEN:
             num_labels = self.model.config.num_labels
             if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
@@ -103,12 +103,6 @@ class MT2KDMultiTaskPipeline(ChunkPipeline):
                     f"top_k must be a whole number >= 1, or None for all {num_labels} labels; got {top_k!r}"
                 )
             postprocess_params["top_k"] = num_labels if top_k is None else top_k
-        if window_pooling is not None:
-            if window_pooling not in WINDOW_POOLINGS:
-                raise ValueError(f"window_pooling must be one of {WINDOW_POOLINGS}; got {window_pooling!r}")
-            postprocess_params["window_pooling"] = window_pooling
-        if return_windows is not None:
-            postprocess_params["return_windows"] = bool(return_windows)
         return preprocess_params, forward_params, postprocess_params
 
     def _check_asr_decoder(self, asr_decoder: str) -> str:

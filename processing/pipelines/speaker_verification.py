@@ -17,7 +17,7 @@ from .chunking import AudioChunk
 from .speaker_scoring import cosine_scores
 from .speaker_threshold import NO_THRESHOLD_MESSAGE, read_calibrated_threshold
 from .trial_list import Trial, read_trial_list
-from .windowing import WindowSettings, pool_windows, window_model_inputs, window_timestamp
+from .windowing import WindowSettings, pool_windows, window_call_parameters, window_model_inputs, window_timestamp
 
 __all__ = ["MT2KDSpeakerVerificationPipeline"]
 
@@ -80,11 +80,9 @@ class MT2KDSpeakerVerificationPipeline(ChunkPipeline):
         window_overlap_s: float | None = None,
         return_windows: bool | None = None,
     ) -> tuple[dict, dict, dict]:
-        preprocess_params, postprocess_params = {}, {}
-        if window_length_s is not None or window_overlap_s is not None:
-            preprocess_params["window_settings"] = WindowSettings.from_arguments(window_length_s, window_overlap_s)
-        if return_windows is not None:
-            postprocess_params["return_windows"] = bool(return_windows)
+        preprocess_params, postprocess_params = window_call_parameters(
+            window_length_s, window_overlap_s, return_windows=return_windows
+        )
         return preprocess_params, {}, postprocess_params
 
     def preprocess(

@@ -40,6 +40,7 @@ __all__ = [
     "WindowSettings",
     "kept_samples",
     "pool_windows",
+    "window_call_parameters",
     "window_model_inputs",
     "window_timestamp",
 ]
@@ -115,6 +116,40 @@ class WindowSettings:
             yield window
 
 
+def window_call_parameters(
+    window_length_s: float | None = None,
+    window_overlap_s: float | None = None,
+    window_pooling: str | None = None,
+    return_windows: bool | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The window parameters of a windowed pipeline's call, checked; the one `_sanitize_parameters` of them.
+
+    Args:
+        window_length_s, window_overlap_s: window size and overlap in seconds ([`WindowSettings.from_arguments`]).
+        window_pooling: `"mean"` or `"max"` (`WINDOW_POOLINGS`), for pipelines that pool scores.
+        return_windows: also return the per-window results.
+
+    Returns:
+        `(preprocess_params, postprocess_params)`: `{"window_settings": WindowSettings}` when a size was given, and
+        `window_pooling` / `return_windows` when given. Parameters left at `None` are left out (the values set when
+        the pipeline was built, else the defaults, stay).
+
+    Raises:
+        ValueError: a window size that is not a positive number of seconds, an overlap not shorter than the window,
+            an unknown pooling.
+    """
+    preprocess_params, postprocess_params = {}, {}
+    if window_length_s is not None or window_overlap_s is not None:
+        preprocess_params["window_settings"] = WindowSettings.from_arguments(window_length_s, window_overlap_s)
+    if window_pooling is not None:
+        if window_pooling not in WINDOW_POOLINGS:
+            raise ValueError(f"window_pooling must be one of {WINDOW_POOLINGS}; got {window_pooling!r}")
+        postprocess_params["window_pooling"] = window_pooling
+    if return_windows is not None:
+        postprocess_params["return_windows"] = bool(return_windows)
+    return preprocess_params, postprocess_params
+
+
 def window_model_inputs(
     waveform: np.ndarray, feature_extractor: MT2KDFeatureExtractor, settings: WindowSettings, samples_per_frame: int
 ) -> Iterator[dict[str, Any]]:
@@ -144,11 +179,13 @@ def pool_windows(values: Sequence[torch.Tensor], windows: Sequence[AudioChunk], 
         windows: the windows they came from, for the weights.
         pooling: `"mean"` (weighted by [`kept_samples`]) or `"max"` (element-wise maximum).
     """
+    if pooling not in WINDOW_POOLINGS:
+        raise ValueError(f"window_pooling must be one of {WINDOW_POOLINGS}; got {pooling!r}")
     stacked = torch.stack([value.reshape(-1).float() for value in values])
+    if len(values) == 1:  # one window: its own value, bit for bit (a recording up to one window long)
+        return stacked[0]
     if pooling == "max":
         return stacked.max(dim=0).values
-    if pooling != "mean":
-        raise ValueError(f"window_pooling must be one of {WINDOW_POOLINGS}; got {pooling!r}")
     weights = torch.tensor([max(kept_samples(window), 1) for window in windows], dtype=torch.float32)
     return (weights.unsqueeze(1) * stacked).sum(dim=0) / weights.sum()
 
