@@ -136,9 +136,7 @@ class MT2KDMultiTaskPipeline(ChunkPipeline):
         if asr_decoder == "ctc":
             results["ctc_ids"] = outputs.ctc_logits.argmax(dim=-1)
         elif asr_decoder == "transducer":
-            hypotheses = self.model.decode_transducer(
-                outputs.last_hidden_state, outputs.attention_mask, decoding_method, beam
-            )
+            hypotheses = self.model.decode(outputs.last_hidden_state, outputs.attention_mask, decoding_method, beam)
             results.update(hypotheses_to_tensors(hypotheses))
         if outputs.tagging_logits is not None:
             results["tagging_logits"] = outputs.tagging_logits
