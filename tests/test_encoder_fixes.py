@@ -145,13 +145,22 @@ def test_upsample_repeats_each_frame(frames, factor, num_frames):
 # --- Positional table cache, in-place bypass --------------------------------------------------------------
 
 
-def test_relative_position_table_is_cached_and_usable_for_training():
-    with torch.inference_mode():
-        table = relative_position_table(11, 16, torch.device("cpu"), torch.float32)
-    assert not table.is_inference()  # a training step may reuse a table first built under inference_mode
-    assert relative_position_table(11, 16, torch.device("cpu"), torch.float32) is table
-    assert torch.equal(table, compact_relative_positions(11, 16, torch.device("cpu")))
-    assert relative_position_table(11, 16, torch.device("cpu"), torch.bfloat16).dtype == torch.bfloat16
+def test_stacks_at_one_rate_share_one_positional_table(monkeypatch):
+    from modeling_mt2kd.encoder import zipformer
+
+    model = MT2KDModel(MT2KDConfig.from_preset("mt2kd-tiny")).eval()  # factors (1, 2, 4, 2)
+    calls = []
+
+    def recording_table(num_frames, pos_dim, device, dtype):
+        calls.append(num_frames)
+        return relative_position_table(num_frames, pos_dim, device, dtype)
+
+    monkeypatch.setattr(zipformer, "relative_position_table", recording_table)
+    with torch.no_grad():
+        model(torch.randn(1, 57, 80))
+    assert calls == [25, 13, 7]  # 50 Hz frames (57 - 7) // 2 = 25, then ceil(25 / 2), ceil(25 / 4)
+    table = relative_position_table(11, 16, torch.device("cpu"), torch.bfloat16)
+    assert torch.equal(table, compact_relative_positions(11, 16, torch.device("cpu")).bfloat16())
 
 
 def test_bypass_in_place_equals_out_of_place():

@@ -3,14 +3,12 @@ non-linear attention module."""
 
 from __future__ import annotations
 
-import functools
 import math
 import random
 
 import torch
 from torch import nn
 
-from ..graph_capture import is_capturing_graph
 from ..initialization import with_initial_scale
 from .activation_constraints import Balancer, Whiten, penalize_large_values, whitening_schedule
 from .schedules import Schedule, schedule
@@ -37,19 +35,8 @@ def compact_relative_positions(num_frames: int, pos_dim: int, device: torch.devi
 
 
 def relative_position_table(num_frames: int, pos_dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """`compact_relative_positions` in `dtype`: (2·num_frames - 1, pos_dim). In eager mode each table
-    is built once per (frames, pos_dim, device, dtype) and then reused (read-only); a captured graph
-    (compile / export) computes it in the graph, since its frames are symbolic."""
-    if is_capturing_graph():
-        return compact_relative_positions(num_frames, pos_dim, device).to(dtype)
-    return _cached_relative_position_table(num_frames, pos_dim, torch.device(device), dtype)
-
-
-@functools.lru_cache(maxsize=32)
-def _cached_relative_position_table(num_frames: int, pos_dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    # A normal tensor even when first asked for under torch.inference_mode (a training step may reuse it).
-    with torch.inference_mode(False), torch.no_grad():
-        return compact_relative_positions(num_frames, pos_dim, device).to(dtype)
+    """`compact_relative_positions` in `dtype`: (2·num_frames - 1, pos_dim)."""
+    return compact_relative_positions(num_frames, pos_dim, device).to(dtype)
 
 
 class RelPositionAttentionWeights(nn.Module):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .attention import relative_position_table
 from .chunk_masks import choose_chunking, chunk_attention_mask
 from ..lengths import downsampled_lengths
 from .resampling import SimpleDownsample
@@ -83,9 +84,18 @@ class Zipformer2Encoder(nn.Module):
         feature_masks = self._feature_masks(hidden_states)
         chunk_size, left_context_chunks = choose_chunking(self.config, self.training)
         attn_mask = chunk_attention_mask(hidden_states.shape[1], chunk_size, left_context_chunks, hidden_states.device)
+        # One relative positional table per frame rate, shared by the stacks at that rate.
+        pos_tables: dict[int, torch.Tensor] = {}
         for stack, dim, feature_mask in zip(self.stacks, self.encoder_dim, feature_masks):
+            factor = stack.downsampling_factor
+            if factor not in pos_tables:
+                pos_tables[factor] = relative_position_table(
+                    downsampled_lengths(hidden_states.shape[1], factor), self.config.pos_dim, hidden_states.device,
+                    hidden_states.dtype,
+                )
             hidden_states = stack(
-                convert_num_channels(hidden_states, dim), lengths, feature_mask, batch_count, chunk_size, attn_mask
+                convert_num_channels(hidden_states, dim), lengths, feature_mask, batch_count, chunk_size, attn_mask,
+                pos_tables[factor],
             )
             stack_outputs.append(hidden_states)
         combined = self._combine_stacks(stack_outputs[1:])
