@@ -94,6 +94,8 @@ class Zipformer2Layer(GradientCheckpointingLayer):
         key_padding_mask (batch, frames), True on padding. Causal layers only: chunk_size (frames at
         this layer's rate, -1 = none) for the convolutions, attn_mask (frames, frames) True where
         attention is not allowed."""
+        # Over 60 lines on purpose: the authors' Zipformer2Layer module order read top to bottom (parity with
+        # icefall's checkpoints depends on it); the nested helpers share this call's schedules and masks.
         training = self.training
 
         def rate(rate_schedule: Schedule) -> float:
