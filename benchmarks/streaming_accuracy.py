@@ -129,7 +129,7 @@ def streamed_tokens(asr, model, audio: np.ndarray, rate: int, chunk_size: int, l
 
     transducer = list(asr.stream(pieces(), sampling_rate=rate, decoding_method="greedy_search", **settings))[-1]
     ctc = list(stream_transcripts(
-        model, asr.feature_extractor, asr.tokenizer, pieces(), rate, "ctc_greedy_search", **settings
+        model, asr.feature_extractor, asr.tokenizer, pieces(), rate, "ctc_greedy", **settings
     ))[-1]
     return {"transducer": list(transducer["tokens"]), "ctc": list(ctc["tokens"])}
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import torch
 
 from .decoding import DecodedSequence, ctc_greedy_decode, greedy_search, modified_beam_search
+from .decoding.methods import CTC_DECODING_METHODS, TRANSDUCER_DECODING_METHODS
 from .masks import mask_to_lengths
 
-CTC_DECODING_METHODS = ("ctc_greedy",)
-TRANSDUCER_DECODING_METHODS = ("greedy_search", "modified_beam_search")
 
 
 def decode_transducer(

@@ -120,7 +120,7 @@ def test_streamed_ctc_equals_ctc_decoding_of_the_simulated_stream(data_dir, mode
     model = MT2KDForMultiTask.from_pretrained(model_folder).eval()
     audio, rate = read(data_dir, RECORDINGS[0])
     features = MT2KDFeatureExtractor()(audio, sampling_rate=rate, return_tensors="np")["input_features"][0]
-    recognizer = StreamingRecognizer(model, "ctc_greedy_search")
+    recognizer = StreamingRecognizer(model, "ctc_greedy")
     for start in range(0, len(features), 11):
         recognizer.accept_features(torch.from_numpy(features[start : start + 11]))
     streamed = recognizer.finish()

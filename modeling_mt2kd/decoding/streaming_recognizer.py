@@ -7,12 +7,13 @@ import torch
 from ..encoder.streaming import LOG_EPS, LOOKAHEAD_FBANK_FRAMES, chunk_input_frames
 from ..lengths import encoder_output_lengths
 from .decoded_sequence import DecodedSequence
+from .methods import CTC_DECODING_METHODS, TRANSDUCER_DECODING_METHODS
 from .streaming_search import StreamingCTCSearch, StreamingGreedySearch, StreamingModifiedBeamSearch
 
 # LOG_EPS frames appended at the end of a stream beyond the front end's look-ahead, so the last
 # real frames reach the output (the authors' DecodeStream.set_features(tail_pad_len=30)).
 TAIL_PADDING_FRAMES = 30
-DECODING_METHODS = ("greedy_search", "modified_beam_search", "ctc_greedy_search")
+DECODING_METHODS = TRANSDUCER_DECODING_METHODS + CTC_DECODING_METHODS
 
 
 class StreamingRecognizer:
@@ -25,7 +26,7 @@ class StreamingRecognizer:
 
     Args:
         model: a causal `MT2KDForRNNT`, `MT2KDForMultiTask` or `MT2KDForCTC`, in eval mode.
-        decoding_method: "greedy_search" or "modified_beam_search" (transducer), or "ctc_greedy_search".
+        decoding_method: "greedy_search" or "modified_beam_search" (transducer), or "ctc_greedy".
         chunk_size, left_context_frames: 50 Hz frames; default the model config's.
         blank_penalty: subtracted from the blank logit of the transducer (> 0 favours tokens).
         beam: hypotheses kept by modified_beam_search.
@@ -49,9 +50,9 @@ class StreamingRecognizer:
             raise ValueError(f"decoding_method must be one of {DECODING_METHODS}; got {decoding_method!r}")
         transducer = getattr(model, "transducer", None)
         ctc_head = getattr(model, "ctc_head", None)
-        if decoding_method != "ctc_greedy_search" and transducer is None:
-            raise ValueError(f"{type(model).__name__} has no transducer head; use decoding_method='ctc_greedy_search'")
-        if decoding_method == "ctc_greedy_search" and ctc_head is None:
+        if decoding_method != "ctc_greedy" and transducer is None:
+            raise ValueError(f"{type(model).__name__} has no transducer head; use decoding_method='ctc_greedy'")
+        if decoding_method == "ctc_greedy" and ctc_head is None:
             raise ValueError(f"{type(model).__name__} has no CTC head; use decoding_method='greedy_search'")
         self.model = model
         self.decoding_method = decoding_method
@@ -113,7 +114,7 @@ class StreamingRecognizer:
     def _decode_chunk(self, features: torch.Tensor) -> None:
         output = self.model.mt2kd.streaming_forward(features.unsqueeze(0), self.state)
         self.state = output.state
-        if self.decoding_method == "ctc_greedy_search":
+        if self.decoding_method == "ctc_greedy":
             self.search.step(self.model.ctc_head(output.last_hidden_state))
         else:
             self.search.step(output.last_hidden_state)

@@ -49,7 +49,7 @@ def stream_transcripts(
         feature_extractor, tokenizer: the model's front end and BPE tokenizer.
         audio_pieces: successive pieces of ONE recording (1-D arrays/tensors of samples, any length).
         sampling_rate: rate of the pieces in Hz (default 16000); fixed for the stream.
-        decoding_method: "greedy_search" or "modified_beam_search" (transducer), or "ctc_greedy_search".
+        decoding_method: "greedy_search" or "modified_beam_search" (transducer), or "ctc_greedy".
         chunk_size, left_context_frames: streaming chunk and left context in 50 Hz frames (default: the config's).
         return_timestamps: "word", "char" or None.
         beam: hypotheses kept by modified_beam_search (its partial result is the best hypothesis so far, which
@@ -125,7 +125,7 @@ class MT2KDStreamingASRPipeline(Pipeline):
     stream would have produced.
 
     Call parameters:
-        decoding_method: "greedy_search" (default), "modified_beam_search" or "ctc_greedy_search".
+        decoding_method: "greedy_search" (default), "modified_beam_search" or "ctc_greedy".
         beam: hypotheses kept by modified_beam_search (default 4).
         chunk_size, left_context_frames: 50 Hz frames (default: the model config's).
         stream_chunk_s: piece length when a whole recording is streamed (default 0.1 s).
