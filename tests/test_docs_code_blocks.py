@@ -73,7 +73,7 @@ NOT_AS_WRITTEN = {
         "trains the 66M model on GPUs for days",
         reduced="python training/kd.py --help && python training/finetune.py --help && "
         "python training/evaluate.py --help",
-        covered_by="tests/test_kd.py, tests/test_finetune.py, tests/test_evaluate.py"),
+        covered_by="tests/test_kd.py, tests/test_finetune.py, tests/test_evaluation_cli.py"),
     ("docs/export.md", "pip install -e '.[export]'"): NotAsWritten(
         "installs packages (network); FOLDER / ONNX_DIR are placeholders", reduced="mt2kd export-onnx --help",
         covered_by="tests/test_export_onnx.py"),
@@ -89,7 +89,7 @@ NOT_AS_WRITTEN = {
         covered_by="tests/test_release.py"),
     ("docs/release.md", "--output mt2kd-66m-results.json --device cuda"): NotAsWritten(
         "evaluates on LibriSpeech, AudioSet and VoxCeleb with a GPU", reduced="python training/evaluate.py --help",
-        covered_by="tests/test_evaluate.py"),
+        covered_by="tests/test_evaluation_cli.py"),
     ("docs/release.md", "--eval-results mt2kd-66m-results.json"): NotAsWritten(
         "uploads to the Hub (network, a token)", reduced="python hub_upload.py --help",
         covered_by="tests/test_release_hub.py (a local Hub)"),
