@@ -10,7 +10,6 @@ from .decoding.methods import CTC_DECODING_METHODS, TRANSDUCER_DECODING_METHODS
 from .masks import mask_to_lengths
 
 
-
 def decode_transducer(
     transducer: torch.nn.Module,
     encoder_out: torch.Tensor,
@@ -27,9 +26,7 @@ def decode_transducer(
         )
     if decoding_method == "modified_beam_search":
         return modified_beam_search(encoder_out, encoder_lengths, transducer.predictor, transducer.joiner, beam)
-    raise ValueError(
-        f"decoding_method must be 'greedy_search' or 'modified_beam_search'; got {decoding_method!r}"
-    )
+    raise ValueError(f"decoding_method must be one of {TRANSDUCER_DECODING_METHODS}; got {decoding_method!r}")
 
 
 class MT2KDGenerationMixin:
