@@ -131,28 +131,27 @@ class Bench:
     def compiled(self, batch_sizes: list[int]) -> None:
         # One static graph per batch size (~60 s each for mt2kd-66m on an H200); one dynamic-batch graph for 32 and
         # 256 did not finish within 120 s there.
-        for group in [[size] for size in batch_sizes]:
+        for batch_size in batch_sizes:
             torch._dynamo.reset()
             compiled = torch.compile(self.model)
-            for batch_size in group:
-                inputs = self.inputs(batch_size)
+            inputs = self.inputs(batch_size)
 
-                def compiled_call(inputs=inputs):
-                    with torch.inference_mode():
-                        return compiled(**inputs)
+            def compiled_call(inputs=inputs):
+                with torch.inference_mode():
+                    return compiled(**inputs)
 
-                started = time.perf_counter()
-                first = compiled_call()
-                synchronize(self.device)
-                compile_s = time.perf_counter() - started
-                self.report(f"batch {batch_size}: first compiled call (compiling if new) {compile_s:.1f} s")
-                deviation = _max_deviation(first, self.eager(batch_size)())
-                candidates = [
-                    TimedCandidate("eager", self.eager(batch_size), warmup=1, rounds=self.rounds),
-                    TimedCandidate("compiled", compiled_call, warmup=2, rounds=self.rounds),
-                ]
-                run_interleaved(candidates, self.device, report=lambda _: None)
-                self.add_row(batch_size, candidates[1], candidates[0].median_s, deviation, compile_s)
+            started = time.perf_counter()
+            first = compiled_call()
+            synchronize(self.device)
+            compile_s = time.perf_counter() - started
+            self.report(f"batch {batch_size}: first compiled call (compiling if new) {compile_s:.1f} s")
+            deviation = _max_deviation(first, self.eager(batch_size)())
+            candidates = [
+                TimedCandidate("eager", self.eager(batch_size), warmup=1, rounds=self.rounds),
+                TimedCandidate("compiled", compiled_call, warmup=2, rounds=self.rounds),
+            ]
+            run_interleaved(candidates, self.device, report=lambda _: None)
+            self.add_row(batch_size, candidates[1], candidates[0].median_s, deviation, compile_s)
 
 
 def main() -> None:
