@@ -10,6 +10,7 @@ from configuration_mt2kd import MT2KDConfig
 from modeling_mt2kd import MT2KDForDistillation, MT2KDForMultiTask
 from processing_mt2kd import MT2KDProcessor, load_audio
 from training_mt2kd.evaluation.metrics import word_error_rate
+from training_mt2kd.evaluation.runner import EvaluatedModel
 from training_mt2kd.recipe import finetune
 from training_mt2kd.recipe.handover import carry_over_stage1
 
@@ -85,6 +86,11 @@ def test_single_task_baseline_builds_only_its_heads(tmp_path):
     final = finetune.main(finetune_arguments(tmp_path / "asr_only", 2, task="asr"))
     config = MT2KDConfig.from_pretrained(final)
     assert config.use_transducer and not config.use_speaker and not config.use_audio_tagging
+    # The folder goes straight into evaluate.py, the ONNX export and the release, which read the feature
+    # extractor from preprocessor_config.json (a processor alone writes only processor_config.json).
+    assert (final / "preprocessor_config.json").is_file()
+    evaluated = EvaluatedModel.from_folder(final)
+    assert evaluated.tokenizer is not None and evaluated.tasks == ("asr",)
 
 
 def test_finetune_resume_ends_with_the_same_weights(tmp_path):

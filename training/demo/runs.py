@@ -20,12 +20,9 @@ from typing import Any
 
 import yaml
 
-from processing_mt2kd import MT2KDFeatureExtractor
-
 from training_mt2kd.recipe.loop import latest_checkpoint
 
 SCRIPTS = {"kd": "training_mt2kd.recipe.kd", "finetune": "training_mt2kd.recipe.finetune"}
-FEATURE_EXTRACTOR_FILE = "preprocessor_config.json"
 LOG_FILE = "log.txt"
 POLL_S = 1.0
 
@@ -113,12 +110,7 @@ class TrainingProcess:
                 f"training run {self.run.name} failed (exit status {self.process.returncode}); "
                 f"the end of {self.run.output_dir / LOG_FILE}:\n{tail}"
             )
-        final = self.run.final
-        if not (final / FEATURE_EXTRACTOR_FILE).is_file():
-            # finetune.py saves a model with a tokenizer as a processor (processor_config.json only), while
-            # evaluate.py reads the feature extractor from preprocessor_config.json: write that file as well.
-            MT2KDFeatureExtractor.from_pretrained(final).save_pretrained(final)
-        return final
+        return self.run.final
 
     def stop(self) -> None:
         """End the child process (when the demo itself is interrupted or another run failed)."""

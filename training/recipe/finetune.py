@@ -131,10 +131,11 @@ def main(argv: list[str] | None = None) -> Path:
 
     def save_artifacts(folder: Path) -> None:
         tokenizer, speaker_index = vocabularies.get("asr"), vocabularies.get("speaker")
+        # preprocessor_config.json in every case: evaluate.py, the ONNX export and the release read the
+        # feature extractor from it; a processor adds processor_config.json and the tokenizer beside it.
+        features.feature_extractor.save_pretrained(folder)
         if tokenizer is not None:
             MT2KDProcessor(features.feature_extractor, tokenizer).save_pretrained(folder)
-        else:
-            features.feature_extractor.save_pretrained(folder)
         if speaker_index is not None:
             speaker_index.save(folder / "speaker_index.json")
         # What the model card says this model was trained on (and, through init_from, distilled from).
