@@ -75,6 +75,7 @@ def write_report(path: Path, results: dict[str, Any]) -> Path:
         f"trained on the same labelled data ({steps['asr_teacher']}, {steps['tagging_teacher']} and "
         f"{steps['speaker_teacher']} steps): the comparison is equal in labelled data and stage-2 budget, not in "
         "total compute.",
+        *_compute_lines(results),
         "",
         *_unlearnt_task_lines(comparison),
         *teacher_report_lines(results),
@@ -210,6 +211,22 @@ def _setup_lines(results: dict[str, Any]) -> list[str]:
         "|---|---|",
         *[f"| {name} | {count} |" for name, count in steps.items()],
         "",
+    ]
+
+
+MT2KD_RUNS = ("asr_teacher", "tagging_teacher", "speaker_teacher", "stage1", "mt2kd")
+
+
+def _compute_lines(results: dict[str, Any]) -> list[str]:
+    """Training seconds of each side of the comparison (each run's wall-clock build time; runs that went side
+    by side had one core each). Empty when a run's time is missing (a real teacher was not trained here)."""
+    seconds = {step["name"]: step["seconds"] for step in results["steps"]}
+    if not all(name in seconds for name in (*MT2KD_RUNS, "scratch")):
+        return []
+    parts = ", ".join(f"{name} {seconds[name]:.0f} s" for name in MT2KD_RUNS)
+    return [
+        f"Training time here: MT2KD {sum(seconds[name] for name in MT2KD_RUNS):.0f} s in all ({parts}); "
+        f"multi-task from scratch {seconds['scratch']:.0f} s."
     ]
 
 
