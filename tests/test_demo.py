@@ -60,6 +60,15 @@ def test_demo_reports_every_model_on_every_task_with_a_verdict_per_task(demo):
 
 
 @pytest.mark.slow
+def test_demo_report_states_the_training_time_of_each_side(demo):
+    seconds = {step["name"]: step["seconds"] for step in demo.results["steps"]}
+    mt2kd = sum(seconds[name] for name in ("asr_teacher", "tagging_teacher", "speaker_teacher", "stage1", "mt2kd"))
+    report = demo.report.read_text(encoding="utf-8")
+    assert f"Training time here: MT2KD {mt2kd:.0f} s in all (asr_teacher {seconds['asr_teacher']:.0f} s" in report
+    assert f"multi-task from scratch {seconds['scratch']:.0f} s." in report
+
+
+@pytest.mark.slow
 def test_demo_writes_the_plots_the_report_shows(demo):
     for name in ("loss_curves", "task_bars", "det_curve"):
         relative = demo.results["figures"][name]
