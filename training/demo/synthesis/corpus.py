@@ -82,7 +82,7 @@ class _ClipPlan:
 def synthesize_demo_corpus(
     output_dir: str | Path,
     seed: int = 0,
-    num_speakers: int = 40,
+    num_speakers: int = 100,
     utterances_per_speaker: int = 30,
     num_event_clips: int = 400,
     num_dev_speakers: int = 4,
@@ -95,8 +95,8 @@ def synthesize_demo_corpus(
     `num_speakers` synthetic speakers (of whom `num_dev_speakers` and `num_test_speakers` are held
     out) each read `utterances_per_speaker` sentences, drawn from the built-in grammar or from
     `sentences`; `num_event_clips` clips hold sound events only, about 80/10/10 % train/dev/test
-    per class. The defaults take about a minute on one CPU core; a few speakers and clips make a
-    corpus for tests in seconds.
+    per class. The defaults (the demo's) take about 40 s on one CPU core; a few speakers and clips
+    make a corpus for tests in seconds.
     """
     root = Path(output_dir)
     parameters = _parameters(
